@@ -1,0 +1,42 @@
+// The outbound queue of one connection, and the gathering of its frames into one writev.
+//
+// Contract:
+// - Not thread-safe: the connection's I/O thread owns it.
+// - push() shares the frame's buffers (no copy). gather() describes as many queued bytes as fit
+//   in `max_iov` iovecs, starting where the last partial write stopped; the iovecs point into
+//   buffers the queue keeps alive until consume() retires them.
+// - consume(n) retires n written bytes and returns how many whole frames that completed.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include "envelope.h"
+#include "transport.h"
+
+namespace switchboard {
+
+class Batcher {
+ public:
+  // Linux's IOV_MAX.
+  static constexpr std::size_t kMaxIov = 1024;
+
+  void push(WireFrame frame);
+  bool empty() const { return frames_.empty(); }
+  std::size_t queued_frames() const { return frames_.size(); }
+  std::size_t queued_bytes() const { return queued_bytes_; }
+
+  // Replaces the contents of `iov` with the next bytes to write.
+  void gather(std::vector<IoVec>& iov, std::size_t max_iov = kMaxIov) const;
+  std::size_t consume(std::size_t bytes);
+  void clear();
+
+ private:
+  std::deque<WireFrame> frames_;
+  std::size_t queued_bytes_ = 0;
+  std::size_t front_offset_ = 0;  // bytes of frames_.front() already written
+};
+
+}  // namespace switchboard

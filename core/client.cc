@@ -1,0 +1,438 @@
+#include "client.h"
+
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <unordered_set>
+#include <utility>
+
+#include "backoff.h"
+#include "connection.h"
+#include "handshake.h"
+#include "io_thread.h"
+#include "transport.h"
+
+namespace switchboard {
+namespace {
+
+std::size_t frame_cost(const Envelope& e) { return e.topic.size() + e.payload.size + 32; }
+
+bool queued_offline(Kind kind) {
+  // Replies answer invokes the hub already failed when we dropped; pings are per connection.
+  return kind != Kind::result && kind != Kind::error && kind != Kind::ping && kind != Kind::pong &&
+         kind != Kind::goaway && kind != Kind::hello && kind != Kind::welcome;
+}
+
+Envelope local_error(std::uint64_t id, Errc code, std::string message) {
+  Envelope e;
+  e.kind = Kind::error;
+  e.id = id;
+  e.topic = std::string(wire_name(code));
+  e.flags = kFlagFromHub;
+  e.payload = encode_message(message);
+  return e;
+}
+
+}  // namespace
+
+class Client::Impl {
+ public:
+  Impl(ClientOptions options, PortCallbacks callbacks)
+      : opt_(std::move(options)),
+        cb_(std::move(callbacks)),
+        backoff_(opt_.backoff_initial, opt_.backoff_max) {}
+
+  Status start();
+  Status submit(std::vector<Envelope> batch);
+  void close();
+  std::uint64_t peer_id() const { return peer_id_.load(); }
+  ClientStats stats() const;
+
+ private:
+  void connect_now();
+  void on_connected(std::unique_ptr<Stream> stream);
+  void on_frames(std::vector<SharedBuffer>& bodies);
+  void on_welcome(const Envelope& env);
+  void lost(const Status& why, bool fatal);
+  void give_up(const Status& why);
+  void drain();
+  void send_now(Envelope& env);
+  void set_state(PortState state, const Status& why);
+  void shutdown();
+
+  ClientOptions opt_;
+  PortCallbacks cb_;
+  IoThread io_;
+
+  std::mutex mutex_;  // guards the members up to the blank line
+  std::vector<Envelope> inbox_;  // while offline this is the offline queue
+  std::size_t inbox_bytes_ = 0;
+  bool online_ = false;
+  bool running_ = false;
+  bool drain_scheduled_ = false;
+
+  // I/O thread only.
+  Backoff backoff_;
+  std::shared_ptr<Connection> conn_;
+  std::unique_ptr<asio::steady_timer> retry_timer_;
+  std::unique_ptr<asio::steady_timer> handshake_timer_;
+  bool welcomed_ = false;
+  bool closing_ = false;
+  int failures_ = 0;
+  std::set<std::string> subscriptions_;
+  std::set<std::string> handlers_;
+  std::unordered_set<std::uint64_t> in_flight_;
+
+  // Any thread.
+  ConnectionCounters wire_;
+  std::atomic<std::uint64_t> peer_id_{0}, connects_{0}, attempts_{0}, offline_gauge_{0},
+      in_flight_gauge_{0};
+  std::atomic<PortState> state_{PortState::connecting};
+};
+
+Status Client::Impl::start() {
+  if (opt_.endpoint.empty()) {
+    return Status(Errc::invalid_argument,
+                  "no endpoint: pass the hub's endpoint, or start this process with the "
+                  "environment from the hub's childEnv()");
+  }
+  if (opt_.backoff_initial.count() <= 0 || opt_.backoff_max < opt_.backoff_initial) {
+    return Status(Errc::invalid_argument, "backoff_initial must be positive and <= backoff_max");
+  }
+  {
+    std::lock_guard lock(mutex_);
+    if (running_ || io_.running()) return Status(Errc::invalid_argument, "client already started");
+    running_ = true;
+  }
+  asio::post(io_.context(), [this] {
+    set_state(PortState::connecting, {});
+    connect_now();
+  });
+  io_.start();
+  return {};
+}
+
+void Client::Impl::close() {
+  {
+    std::lock_guard lock(mutex_);
+    if (!io_.running()) return;
+    running_ = false;
+    online_ = false;
+    asio::post(io_.context(), [this] { shutdown(); });
+  }
+  io_.stop();
+  std::lock_guard lock(mutex_);
+  inbox_.clear();
+}
+
+void Client::Impl::shutdown() {
+  closing_ = true;
+  if (retry_timer_) retry_timer_->cancel();
+  if (handshake_timer_) handshake_timer_->cancel();
+  if (conn_) {
+    Envelope bye;
+    bye.kind = Kind::goaway;
+    bye.topic = std::string(wire_name(Errc::closed));
+    bye.payload = encode_message("client closed");
+    WireFrame f;
+    (void)encode_frame(bye, f);
+    conn_->close_after(std::move(f));
+    conn_.reset();
+  }
+  state_.store(PortState::closed);
+}
+
+ClientStats Client::Impl::stats() const {
+  ClientStats s;
+  s.connects = connects_.load();
+  s.attempts = attempts_.load();
+  s.offline_queued = offline_gauge_.load();
+  s.in_flight = in_flight_gauge_.load();
+  s.frames_in = wire_.frames_in.load();
+  s.frames_out = wire_.frames_out.load();
+  s.writev_calls = wire_.writev_calls.load();
+  s.state = state_.load();
+  return s;
+}
+
+void Client::Impl::set_state(PortState state, const Status& why) {
+  state_.store(state);
+  if (cb_.on_state) cb_.on_state(state, why);
+}
+
+// --- Connecting ----------------------------------------------------------------------------
+
+void Client::Impl::connect_now() {
+  if (closing_) return;
+  attempts_.fetch_add(1, std::memory_order_relaxed);
+  connect_endpoint(io_.context(), opt_.endpoint,
+                   [this](Status status, std::unique_ptr<Stream> stream) {
+                     if (closing_) return;
+                     if (!status.ok()) {
+                       lost(status, false);
+                       return;
+                     }
+                     on_connected(std::move(stream));
+                   });
+}
+
+void Client::Impl::on_connected(std::unique_ptr<Stream> stream) {
+  conn_ = std::make_shared<Connection>(io_.context(), std::move(stream), opt_.max_frame, &wire_);
+  conn_->start([this](std::vector<SharedBuffer>& bodies) { on_frames(bodies); },
+               [this](const Status& why) { lost(why, false); });
+  Hello hello;
+  hello.protocol = kProtocolVersion;
+  hello.token = opt_.token;
+  hello.role = opt_.role;
+  hello.name = opt_.name;
+  hello.pid = opt_.pid;
+  Envelope env;
+  env.kind = Kind::hello;
+  env.payload = encode_hello(hello);
+  WireFrame f;
+  (void)encode_frame(env, f);
+  conn_->send(std::move(f));
+  handshake_timer_ = std::make_unique<asio::steady_timer>(io_.context(), opt_.handshake_timeout);
+  handshake_timer_->async_wait([this](std::error_code ec) {
+    if (ec || welcomed_ || closing_) return;
+    lost(Status(Errc::handshake_timeout, "the hub did not welcome us in time"), false);
+  });
+}
+
+void Client::Impl::on_frames(std::vector<SharedBuffer>& bodies) {
+  std::vector<Envelope> batch;
+  batch.reserve(bodies.size());
+  std::optional<Status> goaway;
+  for (const SharedBuffer& body : bodies) {
+    Envelope env;
+    if (Status s = decode_envelope(body, env, DecodeLimits{opt_.max_frame}); !s.ok()) {
+      goaway = Status(Errc::protocol_error, "the hub sent a malformed frame: " + s.message());
+      break;
+    }
+    if (env.kind == Kind::goaway) {
+      goaway = Status(errc_from_wire(env.topic), decode_message(env.payload));
+      break;
+    }
+    if (!welcomed_) {
+      if (env.kind != Kind::welcome) {
+        goaway = Status(Errc::protocol_error, "expected WELCOME from the hub");
+        break;
+      }
+      on_welcome(env);
+      continue;
+    }
+    switch (env.kind) {
+      case Kind::ping: {
+        Envelope pong;
+        pong.kind = Kind::pong;
+        pong.id = env.id;
+        send_now(pong);
+        continue;
+      }
+      case Kind::pong:
+        continue;
+      case Kind::result:
+      case Kind::error:
+        in_flight_.erase(env.id);
+        break;
+      default:
+        break;
+    }
+    batch.push_back(std::move(env));
+  }
+  in_flight_gauge_.store(in_flight_.size());
+  if (!batch.empty() && cb_.on_batch) cb_.on_batch(batch);
+  if (goaway) {
+    bool fatal = goaway->code() == Errc::auth_failed || goaway->code() == Errc::version_mismatch;
+    lost(*goaway, fatal);
+  }
+}
+
+void Client::Impl::on_welcome(const Envelope& env) {
+  Welcome w;
+  (void)decode_welcome(env.payload, w);
+  welcomed_ = true;
+  failures_ = 0;
+  backoff_.reset();
+  if (handshake_timer_) handshake_timer_->cancel();
+  peer_id_.store(w.peer_id);
+  connects_.fetch_add(1, std::memory_order_relaxed);
+  // What was in force before the drop goes first, so that what was queued meanwhile applies on
+  // top of it in order.
+  for (const std::string& topic : subscriptions_) {
+    Envelope e;
+    e.kind = Kind::subscribe;
+    e.topic = topic;
+    send_now(e);
+  }
+  for (const std::string& name : handlers_) {
+    Envelope e;
+    e.kind = Kind::register_;
+    e.topic = name;
+    send_now(e);
+  }
+  std::vector<Envelope> queued;
+  {
+    std::lock_guard lock(mutex_);
+    online_ = true;
+    queued.swap(inbox_);
+    inbox_bytes_ = 0;
+    drain_scheduled_ = false;
+  }
+  offline_gauge_.store(0);
+  for (Envelope& e : queued) send_now(e);
+  set_state(PortState::connected, {});
+}
+
+void Client::Impl::lost(const Status& why, bool fatal) {
+  if (closing_) return;
+  bool was_welcomed = welcomed_;
+  welcomed_ = false;
+  if (handshake_timer_) handshake_timer_->cancel();
+  if (conn_) {
+    conn_->detach();
+    conn_->close();
+    conn_.reset();
+  }
+  {
+    std::lock_guard lock(mutex_);
+    online_ = false;
+  }
+  if (!in_flight_.empty()) {
+    std::vector<Envelope> failed;
+    failed.reserve(in_flight_.size());
+    for (std::uint64_t id : in_flight_) {
+      failed.push_back(local_error(id, Errc::connection_lost,
+                                   "the connection to the hub was lost before the reply "
+                                   "arrived: " +
+                                       why.to_string()));
+    }
+    in_flight_.clear();
+    in_flight_gauge_.store(0);
+    if (cb_.on_batch) cb_.on_batch(failed);
+  }
+  if (fatal) {
+    give_up(why);
+    return;
+  }
+  if (!was_welcomed) ++failures_;
+  if (opt_.max_attempts >= 0 && failures_ > opt_.max_attempts) {
+    give_up(Status(why.code(), "gave up after " + std::to_string(failures_) +
+                                   " failed attempts: " + why.message()));
+    return;
+  }
+  set_state(PortState::reconnecting, why);
+  retry_timer_ = std::make_unique<asio::steady_timer>(io_.context(), backoff_.next());
+  retry_timer_->async_wait([this](std::error_code ec) {
+    if (!ec) connect_now();
+  });
+}
+
+void Client::Impl::give_up(const Status& why) {
+  std::vector<Envelope> queued;
+  {
+    std::lock_guard lock(mutex_);
+    running_ = false;
+    queued.swap(inbox_);
+    inbox_bytes_ = 0;
+  }
+  offline_gauge_.store(0);
+  std::vector<Envelope> failed;
+  for (const Envelope& e : queued) {
+    if (e.kind == Kind::invoke) failed.push_back(local_error(e.id, why.code(), why.message()));
+  }
+  if (!failed.empty() && cb_.on_batch) cb_.on_batch(failed);
+  closing_ = true;
+  set_state(PortState::closed, why);
+}
+
+// --- Sending -------------------------------------------------------------------------------
+
+Status Client::Impl::submit(std::vector<Envelope> batch) {
+  std::lock_guard lock(mutex_);
+  if (!running_) return Status(Errc::closed, "this client is closed");
+  if (online_) {
+    for (auto& e : batch) inbox_.push_back(std::move(e));
+    if (!drain_scheduled_) {
+      drain_scheduled_ = true;
+      asio::post(io_.context(), [this] { drain(); });
+    }
+    return {};
+  }
+  std::size_t frames = 0;
+  std::size_t bytes = 0;
+  for (const auto& e : batch) {
+    if (!queued_offline(e.kind)) continue;
+    ++frames;
+    bytes += frame_cost(e);
+  }
+  if (inbox_.size() + frames > opt_.offline_max_frames ||
+      inbox_bytes_ + bytes > opt_.offline_max_bytes) {
+    return Status(Errc::offline_queue_full,
+                  "not connected to the hub, and the offline queue is full (" +
+                      std::to_string(inbox_.size()) + " frames, " + std::to_string(inbox_bytes_) +
+                      " bytes); wait for the 'connected' state or raise the offline limits");
+  }
+  for (auto& e : batch) {
+    if (queued_offline(e.kind)) inbox_.push_back(std::move(e));
+  }
+  inbox_bytes_ += bytes;
+  offline_gauge_.store(inbox_.size());
+  return {};
+}
+
+void Client::Impl::drain() {
+  std::vector<Envelope> batch;
+  {
+    std::lock_guard lock(mutex_);
+    drain_scheduled_ = false;
+    if (!online_) return;  // what is left waits for the next welcome
+    batch.swap(inbox_);
+  }
+  for (Envelope& e : batch) send_now(e);
+  in_flight_gauge_.store(in_flight_.size());
+}
+
+void Client::Impl::send_now(Envelope& env) {
+  switch (env.kind) {
+    case Kind::subscribe:
+      subscriptions_.insert(env.topic);
+      break;
+    case Kind::unsubscribe:
+      subscriptions_.erase(env.topic);
+      break;
+    case Kind::register_:
+      handlers_.insert(env.topic);
+      break;
+    case Kind::unregister:
+      handlers_.erase(env.topic);
+      break;
+    case Kind::invoke:
+      in_flight_.insert(env.id);
+      break;
+    case Kind::cancel:
+      in_flight_.erase(env.id);
+      break;
+    default:
+      break;
+  }
+  WireFrame f;
+  if (Status s = encode_frame(env, f); !s.ok()) return;
+  if (conn_) conn_->send(std::move(f));
+}
+
+// --- Facade --------------------------------------------------------------------------------
+
+Client::Client(ClientOptions options, PortCallbacks callbacks)
+    : impl_(std::make_shared<Impl>(std::move(options), std::move(callbacks))) {}
+Client::~Client() { close(); }
+Status Client::start() { return impl_->start(); }
+Status Client::submit(std::vector<Envelope> batch) { return impl_->submit(std::move(batch)); }
+void Client::close() { impl_->close(); }
+std::uint64_t Client::peer_id() const { return impl_->peer_id(); }
+ClientStats Client::stats() const { return impl_->stats(); }
+
+}  // namespace switchboard

@@ -1,0 +1,73 @@
+// The client: connects to a hub, completes the handshake, and keeps the connection alive.
+//
+// Contract (on top of Port's, port.h):
+// - Reconnects with Backoff (default 100 ms doubling to a 5 s cap, jittered) and never gives up
+//   unless `max_attempts` says so or the hub refuses us for good (wrong token, wrong version).
+// - After every reconnect it first re-sends the subscriptions and handler registrations that were
+//   in force, then what was submitted while offline, in order.
+// - While not connected, submitted frames wait in a bounded offline queue (`offline_max_frames`,
+//   `offline_max_bytes`). A batch that would overflow it is refused whole by submit() with
+//   E_OFFLINE_QUEUE_FULL: loud, never silent. Replies (RESULT/ERROR) and PINGs are not queued:
+//   the hub already failed the invokes they answered.
+// - When the connection drops, every INVOKE sent on it and not yet answered is answered locally
+//   with an ERROR E_CONNECTION_LOST (flag kFlagFromHub) through on_batch, exactly once.
+// - on_state reports connecting -> connected -> reconnecting -> connected ... -> closed.
+#pragma once
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "frame.h"
+#include "port.h"
+
+namespace switchboard {
+
+struct ClientOptions {
+  std::string endpoint;
+  std::string token;
+  std::string role = "node";
+  std::string name;
+  std::uint64_t pid = static_cast<std::uint64_t>(::getpid());
+  std::chrono::milliseconds backoff_initial{100};
+  std::chrono::milliseconds backoff_max{5000};
+  int max_attempts = -1;  // consecutive failed attempts before giving up; -1: never
+  std::chrono::milliseconds handshake_timeout{2000};
+  std::size_t max_frame = kDefaultMaxFrame;
+  std::size_t offline_max_frames = 10000;
+  std::size_t offline_max_bytes = 8u << 20;
+};
+
+struct ClientStats {
+  std::uint64_t connects = 0;       // successful handshakes
+  std::uint64_t attempts = 0;       // connection attempts, successful or not
+  std::uint64_t offline_queued = 0; // frames waiting for a connection now
+  std::uint64_t in_flight = 0;      // invokes sent and not answered
+  std::uint64_t frames_in = 0;
+  std::uint64_t frames_out = 0;
+  std::uint64_t writev_calls = 0;
+  PortState state = PortState::connecting;
+};
+
+class Client final : public Port {
+ public:
+  Client(ClientOptions options, PortCallbacks callbacks);
+  ~Client() override;
+
+  // Starts the I/O thread and the first connection attempt; returns at once.
+  Status start();
+  Status submit(std::vector<Envelope> batch) override;
+  void close() override;
+  std::uint64_t peer_id() const override;
+  ClientStats stats() const;
+
+  class Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace switchboard

@@ -1,0 +1,157 @@
+#include "connection.h"
+
+#include <asio/post.hpp>
+
+#include <utility>
+
+namespace switchboard {
+namespace {
+constexpr std::size_t kReadChunk = 64u << 10;
+// Reads per readiness event before yielding to other connections: fairness under a flood.
+constexpr int kReadsPerTurn = 16;
+ConnectionCounters g_unused_counters;
+}  // namespace
+
+Connection::Connection(asio::io_context& io, std::unique_ptr<Stream> stream,
+                       std::size_t max_frame, ConnectionCounters* counters)
+    : io_(io),
+      stream_(std::move(stream)),
+      decoder_(max_frame),
+      read_buffer_(kReadChunk),
+      counters_(counters ? counters : &g_unused_counters) {}
+
+Connection::~Connection() { stream_->close(); }
+
+void Connection::start(FramesHandler on_frames, ClosedHandler on_closed) {
+  on_frames_ = std::move(on_frames);
+  on_closed_ = std::move(on_closed);
+  arm_read();
+}
+
+void Connection::detach() {
+  on_frames_ = nullptr;
+  on_closed_ = nullptr;
+}
+
+void Connection::arm_read() {
+  stream_->wait_readable([self = shared_from_this()](std::error_code ec) {
+    if (!self->open_) return;
+    if (ec) {
+      self->fail(Status(Errc::io_error, "wait for read: " + ec.message()));
+      return;
+    }
+    self->on_readable();
+  });
+}
+
+void Connection::on_readable() {
+  std::vector<SharedBuffer> frames;
+  Status bad;
+  bool ended = false;
+  for (int i = 0; i < kReadsPerTurn; ++i) {
+    IoResult r = stream_->try_read({read_buffer_.data(), read_buffer_.size()});
+    if (r.state == IoState::would_block) break;
+    if (r.state == IoState::eof) {
+      ended = true;
+      break;
+    }
+    if (r.state == IoState::error) {
+      bad = r.error;
+      break;
+    }
+    counters_->bytes_in.fetch_add(r.bytes, std::memory_order_relaxed);
+    if (Status s = decoder_.feed({read_buffer_.data(), r.bytes}, frames); !s.ok()) {
+      bad = s;
+      break;
+    }
+  }
+  counters_->frames_in.fetch_add(frames.size(), std::memory_order_relaxed);
+  // Frames that arrived before a bad header are still delivered: they were valid.
+  if (!frames.empty() && on_frames_) on_frames_(frames);
+  if (!open_) return;  // the owner closed us while handling the batch
+  if (!bad.ok()) {
+    fail(std::move(bad));
+  } else if (ended) {
+    fail(decoder_.at_boundary()
+             ? Status(Errc::closed, "peer closed the connection")
+             : Status(Errc::protocol_error, "peer closed the connection inside a frame (" +
+                                                std::to_string(decoder_.buffered()) +
+                                                " bytes of a partial frame)"));
+  } else {
+    arm_read();
+  }
+}
+
+void Connection::send(WireFrame frame) {
+  if (!open_) return;
+  queue_.push(std::move(frame));
+  schedule_flush();
+}
+
+void Connection::schedule_flush() {
+  if (flush_scheduled_ || waiting_writable_) return;
+  flush_scheduled_ = true;
+  asio::post(io_, [self = shared_from_this()] {
+    self->flush_scheduled_ = false;
+    self->flush();
+  });
+}
+
+void Connection::flush() {
+  while (open_ && !queue_.empty()) {
+    queue_.gather(iov_);
+    IoResult r = stream_->try_write(iov_);
+    if (r.state == IoState::would_block) {
+      waiting_writable_ = true;
+      stream_->wait_writable([self = shared_from_this()](std::error_code ec) {
+        self->waiting_writable_ = false;
+        if (!self->open_) return;
+        if (ec) {
+          self->fail(Status(Errc::io_error, "wait for write: " + ec.message()));
+          return;
+        }
+        self->flush();
+      });
+      return;
+    }
+    if (r.state != IoState::ok) {
+      fail(r.state == IoState::error ? r.error : Status(Errc::closed, "peer closed"));
+      return;
+    }
+    counters_->writev_calls.fetch_add(1, std::memory_order_relaxed);
+    counters_->bytes_out.fetch_add(r.bytes, std::memory_order_relaxed);
+    counters_->frames_out.fetch_add(queue_.consume(r.bytes), std::memory_order_relaxed);
+  }
+}
+
+void Connection::close_after(WireFrame last) {
+  if (!open_) return;
+  queue_.push(std::move(last));
+  // One attempt, no waiting: a peer that does not read does not get to delay its own eviction.
+  queue_.gather(iov_);
+  IoResult r = stream_->try_write(iov_);
+  if (r.state == IoState::ok) {
+    counters_->writev_calls.fetch_add(1, std::memory_order_relaxed);
+    counters_->frames_out.fetch_add(queue_.consume(r.bytes), std::memory_order_relaxed);
+  }
+  close();
+}
+
+void Connection::close() {
+  if (!open_) return;
+  open_ = false;
+  queue_.clear();
+  stream_->close();
+  detach();
+}
+
+void Connection::fail(Status why) {
+  if (!open_) return;
+  ClosedHandler handler = std::move(on_closed_);
+  close();
+  if (handler) {
+    asio::post(io_, [handler = std::move(handler), why = std::move(why)] { handler(why); });
+  }
+}
+
+}  // namespace switchboard

@@ -1,0 +1,90 @@
+// A framed, batched connection over one Stream: the piece the hub's socket peers and the client
+// share.
+//
+// Contract:
+// - Created and used on one I/O thread only; owned through shared_ptr because pending waits
+//   keep it alive until they have run.
+// - on_frames receives every frame body decoded from one readiness event in one call (one
+//   batch), in arrival order.
+// - on_closed runs at most once, posted (never from inside send() or on_frames), and only for
+//   closes the connection detects itself: end of stream, an I/O error, or a bad frame. A close
+//   the owner asks for with close() or close_after() is not reported back.
+// - send() queues a frame and schedules a flush at the end of the current I/O turn, so every
+//   frame queued in one turn leaves in one writev; an idle connection is never held back by a
+//   timer. After close(), send() drops frames silently.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "batcher.h"
+#include "bytes.h"
+#include "envelope.h"
+#include "frame.h"
+#include "status.h"
+#include "transport.h"
+
+namespace switchboard {
+
+// Counters readable from any thread.
+struct ConnectionCounters {
+  std::atomic<std::uint64_t> frames_in{0};
+  std::atomic<std::uint64_t> frames_out{0};
+  std::atomic<std::uint64_t> bytes_in{0};
+  std::atomic<std::uint64_t> bytes_out{0};
+  std::atomic<std::uint64_t> writev_calls{0};
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  using FramesHandler = std::function<void(std::vector<SharedBuffer>& bodies)>;
+  using ClosedHandler = std::function<void(const Status& why)>;
+
+  Connection(asio::io_context& io, std::unique_ptr<Stream> stream, std::size_t max_frame,
+             ConnectionCounters* counters = nullptr);
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  ~Connection();
+
+  // Begins reading. Handlers may be replaced later (e.g. when the hub admits a peer).
+  void start(FramesHandler on_frames, ClosedHandler on_closed);
+  // Drops both handlers: nothing is reported after this.
+  void detach();
+
+  void send(WireFrame frame);
+  // Writes `last` (best effort, without waiting) after what is queued, then closes.
+  void close_after(WireFrame last);
+  void close();
+
+  bool is_open() const { return open_; }
+  std::size_t queued_bytes() const { return queue_.queued_bytes(); }
+  void set_max_frame(std::size_t max_frame) { decoder_.set_max_frame(max_frame); }
+  PeerCredentials credentials() const { return stream_->credentials(); }
+  // Memory held for a partly received frame (for the hard-limit tests).
+  std::size_t receive_reserved() const { return decoder_.reserved(); }
+
+ private:
+  void arm_read();
+  void on_readable();
+  void schedule_flush();
+  void flush();
+  void fail(Status why);
+
+  asio::io_context& io_;
+  std::unique_ptr<Stream> stream_;
+  FrameDecoder decoder_;
+  Batcher queue_;
+  std::vector<IoVec> iov_;
+  Buffer read_buffer_;
+  ConnectionCounters* counters_;
+  FramesHandler on_frames_;
+  ClosedHandler on_closed_;
+  bool open_ = true;
+  bool flush_scheduled_ = false;
+  bool waiting_writable_ = false;
+};
+
+}  // namespace switchboard

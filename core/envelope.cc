@@ -1,0 +1,210 @@
+#include "envelope.h"
+
+#include <msgpack.hpp>
+
+#include <array>
+#include <exception>
+#include <limits>
+#include <memory>
+
+#include "frame.h"
+
+namespace switchboard {
+namespace {
+
+constexpr std::array<std::string_view, 48> make_kind_names() {
+  std::array<std::string_view, 48> names{};
+  names[1] = "HELLO";
+  names[2] = "WELCOME";
+  names[3] = "SUBSCRIBE";
+  names[4] = "UNSUBSCRIBE";
+  names[5] = "EVENT";
+  names[6] = "REGISTER";
+  names[7] = "UNREGISTER";
+  names[8] = "INVOKE";
+  names[9] = "RESULT";
+  names[10] = "ERROR";
+  names[11] = "CANCEL";
+  names[12] = "PING";
+  names[13] = "PONG";
+  names[14] = "GOAWAY";
+  names[16] = "STREAM_OPEN";
+  names[17] = "STREAM_DATA";
+  names[18] = "STREAM_CREDIT";
+  names[19] = "STREAM_END";
+  names[20] = "STREAM_ERROR";
+  names[21] = "STREAM_CANCEL";
+  names[32] = "STATE_WATCH";
+  names[33] = "STATE_SNAPSHOT";
+  names[34] = "STATE_PATCH";
+  names[35] = "STATE_UPDATE";
+  names[36] = "STATE_UNWATCH";
+  return names;
+}
+constexpr auto kKindNames = make_kind_names();
+
+// A sink for msgpack::packer that appends to a Buffer.
+struct BufferWriter {
+  Buffer* buf;
+  void write(const char* data, std::size_t size) { buf->append(data, size); }
+};
+
+// Walks the envelope array without building a msgpack::object: no allocation, no exceptions.
+// Anything but the exact v1 shape makes a visit return false, which stops the parse.
+class EnvelopeVisitor : public msgpack::null_visitor {
+ public:
+  EnvelopeVisitor(Envelope& out, const DecodeLimits& limits) : out_(out), limits_(limits) {}
+
+  bool visit_nil() { return depth_ == 1 && index_ == 6 && (payload_seen_ = true); }
+  bool visit_boolean(bool) { return false; }
+  bool visit_negative_integer(std::int64_t) { return false; }
+  bool visit_float32(float) { return false; }
+  bool visit_float64(double) { return false; }
+  bool visit_ext(const char*, std::uint32_t) { return false; }
+  bool start_map(std::uint32_t) { return false; }
+
+  bool visit_positive_integer(std::uint64_t v) {
+    if (depth_ != 1) return false;
+    switch (index_) {
+      case 0:
+        version_ = v;
+        return true;
+      case 1:
+        if (!is_known_kind(v)) return false;
+        out_.kind = static_cast<Kind>(v);
+        return true;
+      case 2:
+        out_.id = v;
+        return true;
+      case 4:
+        if (v > std::numeric_limits<std::uint32_t>::max()) return false;
+        out_.flags = static_cast<std::uint32_t>(v);
+        return true;
+      case 5:
+        out_.sender = v;
+        return true;
+      default:
+        return false;
+    }
+  }
+  bool visit_str(const char* v, std::uint32_t size) {
+    if (depth_ != 1 || index_ != 3 || size > limits_.max_topic) return false;
+    out_.topic.assign(v, size);
+    return true;
+  }
+  bool visit_bin(const char* v, std::uint32_t size) {
+    if (depth_ != 1 || index_ != 6) return false;
+    payload_ptr_ = reinterpret_cast<const std::uint8_t*>(v);
+    payload_size_ = size;
+    payload_seen_ = true;
+    return true;
+  }
+  bool start_array(std::uint32_t n) {
+    if (depth_ != 0 || n != 7) return false;
+    ++depth_;
+    return true;
+  }
+  bool end_array_item() {
+    ++index_;
+    return true;
+  }
+  bool end_array() {
+    --depth_;
+    done_ = true;
+    return true;
+  }
+  void parse_error(std::size_t, std::size_t) {}
+  void insufficient_bytes(std::size_t, std::size_t) {}
+
+  bool complete() const { return done_ && index_ == 7 && payload_seen_; }
+  std::uint64_t version() const { return version_; }
+  const std::uint8_t* payload_ptr() const { return payload_ptr_; }
+  std::size_t payload_size() const { return payload_size_; }
+
+ private:
+  Envelope& out_;
+  const DecodeLimits& limits_;
+  int depth_ = 0;
+  std::size_t index_ = 0;
+  std::uint64_t version_ = 0;
+  bool done_ = false;
+  bool payload_seen_ = false;
+  const std::uint8_t* payload_ptr_ = nullptr;
+  std::size_t payload_size_ = 0;
+};
+
+}  // namespace
+
+std::string_view kind_name(Kind kind) {
+  auto i = static_cast<std::size_t>(kind);
+  if (i < kKindNames.size() && !kKindNames[i].empty()) return kKindNames[i];
+  return "UNKNOWN";
+}
+
+bool is_known_kind(std::uint64_t value) {
+  return value < kKindNames.size() && !kKindNames[value].empty();
+}
+
+bool is_reserved_kind(Kind kind) {
+  auto v = static_cast<unsigned>(kind);
+  return v >= 16 && v < 48;
+}
+
+Status encode_frame(const Envelope& env, WireFrame& out) {
+  auto head = std::make_shared<Buffer>();
+  head->reserve(kFrameHeaderSize + 32 + env.topic.size());
+  head->resize(kFrameHeaderSize);  // length prefix, filled in below
+  BufferWriter writer{head.get()};
+  msgpack::packer<BufferWriter> pk(writer);
+  pk.pack_array(7);
+  pk.pack_uint32(kProtocolVersion);
+  pk.pack_uint8(static_cast<std::uint8_t>(env.kind));
+  pk.pack_uint64(env.id);
+  pk.pack_str(static_cast<std::uint32_t>(env.topic.size()));
+  pk.pack_str_body(env.topic.data(), static_cast<std::uint32_t>(env.topic.size()));
+  pk.pack_uint32(env.flags);
+  pk.pack_uint64(env.sender);
+  if (env.payload.size > kMaxFrameLimit) {
+    return Status(Errc::frame_too_large, "payload does not fit a 32-bit frame length");
+  }
+  pk.pack_bin(static_cast<std::uint32_t>(env.payload.size));
+  std::size_t body = head->size() - kFrameHeaderSize + env.payload.size;
+  if (body > kMaxFrameLimit) {
+    return Status(Errc::frame_too_large, "envelope does not fit a 32-bit frame length");
+  }
+  put_frame_header(head->data(), body);
+  out.head = std::move(head);
+  out.payload = env.payload;
+  return {};
+}
+
+Status decode_envelope(const SharedBuffer& body, Envelope& out, const DecodeLimits& limits) {
+  if (!body || body->empty()) return Status(Errc::protocol_error, "empty frame");
+  EnvelopeVisitor visitor(out, limits);
+  std::size_t off = 0;
+  bool parsed = false;
+  try {
+    parsed = msgpack::parse(reinterpret_cast<const char*>(body->data()), body->size(), off, visitor);
+  } catch (const std::exception& e) {
+    return Status(Errc::protocol_error, std::string("malformed envelope: ") + e.what());
+  }
+  if (!parsed || !visitor.complete()) {
+    return Status(Errc::protocol_error,
+                  "malformed envelope: expected [version, kind, id, topic, flags, sender, "
+                  "payload] with a known kind and a topic of at most " +
+                      std::to_string(limits.max_topic) + " bytes");
+  }
+  if (off != body->size()) {
+    return Status(Errc::protocol_error, "malformed envelope: trailing bytes after the envelope");
+  }
+  if (visitor.version() != kProtocolVersion) {
+    return Status(Errc::version_mismatch, "envelope version " + std::to_string(visitor.version()) +
+                                              ", this peer speaks " +
+                                              std::to_string(kProtocolVersion));
+  }
+  out.payload = visitor.payload_ptr() ? Slice(body, visitor.payload_ptr(), visitor.payload_size())
+                                      : Slice();
+  return {};
+}
+
+}  // namespace switchboard

@@ -1,0 +1,49 @@
+// The payloads of the handshake (HELLO, WELCOME) and of hub-raised errors and GOAWAY, plus the
+// token helpers.
+//
+// Contract: pure functions, thread-safe, no exceptions escape. Decoders run on bytes from
+// unauthenticated peers, so they use explicit msgpack unpack limits (small maps, short strings,
+// depth 2) on top of the 4 KiB pre-handshake frame limit.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "bytes.h"
+#include "status.h"
+
+namespace switchboard {
+
+struct Hello {
+  std::uint32_t protocol = 0;
+  std::string token;
+  std::string role;  // free-form: "main", "preload", "utility", "worker", "node", "next"...
+  std::string name;
+  std::uint64_t pid = 0;
+};
+
+struct Welcome {
+  std::uint32_t protocol = 0;
+  std::uint64_t peer_id = 0;
+  std::uint64_t hub_pid = 0;
+  std::string hub_name;
+  std::uint64_t max_frame = 0;
+};
+
+Slice encode_hello(const Hello& hello);
+Status decode_hello(const Slice& payload, Hello& out);
+Slice encode_welcome(const Welcome& welcome);
+Status decode_welcome(const Slice& payload, Welcome& out);
+
+// Hub-raised ERROR and GOAWAY frames carry a msgpack str with a human-readable message.
+Slice encode_message(std::string_view message);
+// Returns the message, or a placeholder when the payload is not a msgpack str.
+std::string decode_message(const Slice& payload);
+
+// Compares in time that depends only on the lengths, never on where the inputs differ.
+bool constant_time_equal(std::string_view a, std::string_view b);
+// 32 random bytes from the kernel, hex-encoded (64 characters).
+std::string random_token();
+
+}  // namespace switchboard

@@ -1,0 +1,762 @@
+#include "hub.h"
+
+#include <unistd.h>
+
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <atomic>
+#include <future>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "connection.h"
+#include "handshake.h"
+#include "io_thread.h"
+#include "router.h"
+#include "transport.h"
+
+namespace switchboard {
+namespace {
+
+// A routed message: the envelope as the hub will send it, encoded for sockets at most once
+// however many peers receive it.
+struct Outgoing {
+  Envelope env;
+  std::optional<WireFrame> wire;
+
+  const WireFrame& frame() {
+    if (!wire) {
+      wire.emplace();
+      (void)encode_frame(env, *wire);  // fails only past 4 GiB, which max_frame rules out
+    }
+    return *wire;
+  }
+};
+
+Envelope hub_error(std::uint64_t id, const Status& why) {
+  Envelope e;
+  e.kind = Kind::error;
+  e.id = id;
+  e.topic = std::string(wire_name(why.code()));
+  e.flags = kFlagFromHub;
+  e.payload = encode_message(why.message());
+  return e;
+}
+
+WireFrame goaway_frame(const Status& why) {
+  Envelope e;
+  e.kind = Kind::goaway;
+  e.topic = std::string(wire_name(why.code()));
+  e.payload = encode_message(why.message());
+  WireFrame f;
+  (void)encode_frame(e, f);
+  return f;
+}
+
+}  // namespace
+
+// The in-process peer's mailbox, shared by the Port handle (any thread) and the hub (I/O thread).
+struct LocalLink {
+  PortCallbacks callbacks;
+  PeerId id = 0;
+  std::mutex mutex;  // guards inbox and drain_scheduled
+  std::vector<Envelope> inbox;
+  bool drain_scheduled = false;
+  // I/O thread only:
+  std::vector<Envelope> outbox;
+  bool flush_scheduled = false;
+  bool closed = false;
+};
+
+class Hub::Impl : public std::enable_shared_from_this<Hub::Impl> {
+ public:
+  explicit Impl(HubOptions options) : opt_(std::move(options)) {}
+
+  Status start();
+  void close();
+  HubStats stats() const;
+  std::unique_ptr<Port> connect_local(LocalPeerInfo info, PortCallbacks callbacks);
+
+  // Runs `fn` on the I/O thread if the hub is running; false when it is not (fn is dropped).
+  template <typename Fn>
+  bool post_if_running(Fn&& fn) {
+    std::lock_guard lock(run_mutex_);
+    if (!running_) return false;
+    asio::post(io_.context(), std::forward<Fn>(fn));
+    return true;
+  }
+  void drain_local(const std::shared_ptr<LocalLink>& link);
+  void remove_local(PeerId id);
+
+  const HubOptions& options() const { return opt_; }
+  const std::string& endpoint() const { return endpoint_; }
+  const std::string& token() const { return token_; }
+
+ private:
+  struct Peer {
+    PeerId id = 0;
+    bool admitted = false;
+    bool closing = false;
+    std::string role;
+    std::string name;
+    std::uint64_t pid = 0;
+    std::shared_ptr<Connection> conn;  // socket peers
+    std::shared_ptr<LocalLink> local;  // the in-process peer
+    std::unique_ptr<asio::steady_timer> handshake_timer;
+    std::unordered_map<std::uint64_t, std::uint64_t> calls_out;  // caller's id -> hub call id
+    std::unordered_set<std::uint64_t> serving;                   // hub call ids sent to this peer
+    std::uint64_t dropped = 0;
+  };
+  struct Call {
+    PeerId caller = 0;
+    std::uint64_t caller_id = 0;
+    PeerId callee = 0;
+    std::string name;
+  };
+
+  void accept_next();
+  void on_accept(std::unique_ptr<Stream> stream);
+  void on_frames(PeerId id, std::vector<SharedBuffer>& bodies);
+  void handshake(Peer& peer, const SharedBuffer& body);
+  void handle(Peer& peer, Envelope& env);
+  void route_event(Peer& from, Envelope& env);
+  void route_invoke(Peer& caller, Envelope& env);
+  void route_reply(Peer& callee, Envelope& env);
+  void route_cancel(Peer& caller, const Envelope& env);
+  void ack(Peer& peer, std::uint64_t id, const Status& status);
+  void send_to(Peer& peer, Outgoing& msg, bool droppable);
+  void send_to(Peer& peer, Envelope env);
+  void flush_local(const std::shared_ptr<LocalLink>& link);
+  // Marks a peer for removal once the current batch is done (routing may be iterating).
+  void doom(Peer& peer, Status why, bool goaway);
+  void finish_batch();
+  void remove_peer(PeerId id, const Status& why, bool goaway);
+  void shutdown();
+  void update_gauges();
+  Peer* find(PeerId id) {
+    auto it = peers_.find(id);
+    return it == peers_.end() ? nullptr : it->second.get();
+  }
+
+  HubOptions opt_;
+  std::string endpoint_;
+  std::string token_;
+  IoThread io_;
+  std::mutex run_mutex_;
+  bool running_ = false;
+  bool started_ = false;
+
+  // I/O thread only.
+  std::unique_ptr<Listener> listener_;
+  std::unique_ptr<asio::steady_timer> accept_retry_;
+  Router router_;
+  std::unordered_map<PeerId, std::unique_ptr<Peer>> peers_;
+  std::unordered_map<std::uint64_t, Call> calls_;
+  PeerId next_peer_ = 1;
+  std::uint64_t next_call_ = 1;
+  std::vector<std::tuple<PeerId, Status, bool>> doomed_;
+  std::vector<PeerId> scratch_;
+
+  // Any thread.
+  ConnectionCounters wire_;
+  std::atomic<std::uint64_t> peers_gauge_{0}, handshaking_gauge_{0}, subs_gauge_{0},
+      handlers_gauge_{0}, pending_gauge_{0}, events_routed_{0}, events_dropped_{0},
+      invokes_routed_{0}, rejected_{0};
+};
+
+// --- Local port ------------------------------------------------------------------------------
+
+class LocalPort final : public Port {
+ public:
+  LocalPort(std::shared_ptr<Hub::Impl> hub, std::shared_ptr<LocalLink> link)
+      : hub_(std::move(hub)), link_(std::move(link)) {}
+  ~LocalPort() override { close(); }
+
+  Status submit(std::vector<Envelope> batch) override {
+    if (closed_.load()) return Status(Errc::closed, "this bus is closed");
+    bool schedule = false;
+    {
+      std::lock_guard lock(link_->mutex);
+      if (link_->inbox.empty()) {
+        link_->inbox = std::move(batch);
+      } else {
+        for (auto& e : batch) link_->inbox.push_back(std::move(e));
+      }
+      schedule = !link_->drain_scheduled;
+      link_->drain_scheduled = true;
+    }
+    if (schedule) {
+      bool posted = hub_->post_if_running([hub = hub_, link = link_] { hub->drain_local(link); });
+      if (!posted) return Status(Errc::closed, "the hub is closed");
+    }
+    return {};
+  }
+
+  void close() override {
+    if (closed_.exchange(true)) return;
+    std::promise<void> done;
+    auto id = link_->id;
+    if (hub_->post_if_running([&done, hub = hub_, id] {
+          hub->remove_local(id);
+          done.set_value();
+        })) {
+      done.get_future().wait();
+    }
+  }
+
+  std::uint64_t peer_id() const override { return link_->id; }
+
+ private:
+  std::shared_ptr<Hub::Impl> hub_;
+  std::shared_ptr<LocalLink> link_;
+  std::atomic<bool> closed_{false};
+};
+
+// --- Lifecycle -------------------------------------------------------------------------------
+
+Status Hub::Impl::start() {
+  if (started_) return Status(Errc::invalid_argument, "hub already started");
+  if (opt_.max_frame == 0 || opt_.max_frame > kMaxFrameLimit) {
+    return Status(Errc::invalid_argument, "max_frame must be between 1 and 4294967295 bytes");
+  }
+  if (opt_.handshake_max_frame == 0 || opt_.handshake_max_frame > opt_.max_frame) {
+    return Status(Errc::invalid_argument, "handshake_max_frame must be between 1 and max_frame");
+  }
+  if (opt_.high_water_mark == 0) {
+    return Status(Errc::invalid_argument, "high_water_mark must be positive");
+  }
+  endpoint_ = opt_.endpoint.empty() ? default_endpoint(opt_.name) : opt_.endpoint;
+  token_ = opt_.token.empty() ? random_token() : opt_.token;
+  Status status;
+  listener_ = listen_endpoint(io_.context(), endpoint_, status);
+  if (!status.ok()) return status;
+  started_ = true;
+  {
+    std::lock_guard lock(run_mutex_);
+    running_ = true;
+  }
+  asio::post(io_.context(), [this] { accept_next(); });
+  io_.start();
+  return {};
+}
+
+void Hub::Impl::close() {
+  {
+    std::lock_guard lock(run_mutex_);
+    if (!running_) return;
+    running_ = false;
+    // Posted under the lock so it runs after every task admitted by post_if_running.
+    asio::post(io_.context(), [this] { shutdown(); });
+  }
+  io_.stop();
+}
+
+void Hub::Impl::shutdown() {
+  if (listener_) listener_->close();
+  if (accept_retry_) accept_retry_->cancel();
+  std::vector<PeerId> ids;
+  ids.reserve(peers_.size());
+  for (auto& [id, peer] : peers_) ids.push_back(id);
+  for (PeerId id : ids) {
+    remove_peer(id, Status(Errc::shutting_down, "the hub is shutting down"), true);
+  }
+  update_gauges();
+}
+
+HubStats Hub::Impl::stats() const {
+  HubStats s;
+  s.peers = peers_gauge_.load();
+  s.handshaking = handshaking_gauge_.load();
+  s.subscriptions = subs_gauge_.load();
+  s.handlers = handlers_gauge_.load();
+  s.pending_invokes = pending_gauge_.load();
+  s.events_routed = events_routed_.load();
+  s.events_dropped = events_dropped_.load();
+  s.invokes_routed = invokes_routed_.load();
+  s.frames_in = wire_.frames_in.load();
+  s.frames_out = wire_.frames_out.load();
+  s.writev_calls = wire_.writev_calls.load();
+  s.rejected = rejected_.load();
+  return s;
+}
+
+void Hub::Impl::update_gauges() {
+  std::uint64_t admitted = 0;
+  for (auto& [id, p] : peers_) admitted += p->admitted ? 1 : 0;
+  peers_gauge_.store(admitted);
+  handshaking_gauge_.store(peers_.size() - admitted);
+  subs_gauge_.store(router_.subscription_count());
+  handlers_gauge_.store(router_.handler_count());
+  pending_gauge_.store(calls_.size());
+}
+
+// --- Accepting and the handshake ---------------------------------------------------------------
+
+void Hub::Impl::accept_next() {
+  listener_->accept([this](Status status, std::unique_ptr<Stream> stream) {
+    if (status.code() == Errc::closed) return;  // listener closed: shutting down
+    if (!status.ok()) {
+      // EMFILE and friends: back off briefly instead of spinning on a failing accept.
+      accept_retry_ = std::make_unique<asio::steady_timer>(io_.context(),
+                                                           std::chrono::milliseconds(50));
+      accept_retry_->async_wait([this](std::error_code ec) {
+        if (!ec) accept_next();
+      });
+      return;
+    }
+    on_accept(std::move(stream));
+    accept_next();
+  });
+}
+
+void Hub::Impl::on_accept(std::unique_ptr<Stream> stream) {
+  PeerCredentials cred = stream->credentials();
+  auto peer = std::make_unique<Peer>();
+  peer->id = next_peer_++;
+  peer->pid = cred.pid;
+  PeerId id = peer->id;
+  peer->conn = std::make_shared<Connection>(io_.context(), std::move(stream),
+                                            opt_.handshake_max_frame, &wire_);
+  peer->conn->start([this, id](std::vector<SharedBuffer>& bodies) { on_frames(id, bodies); },
+                    [this, id](const Status& why) {
+                      remove_peer(id, why, false);
+                      update_gauges();
+                    });
+  Peer& p = *peer;
+  peers_.emplace(id, std::move(peer));
+  if (cred.known && cred.uid != ::geteuid()) {
+    doom(p, Status(Errc::auth_failed, "peer runs as uid " + std::to_string(cred.uid) +
+                                          "; only this user's processes may join"),
+         true);
+    finish_batch();
+    return;
+  }
+  p.handshake_timer = std::make_unique<asio::steady_timer>(io_.context(), opt_.handshake_timeout);
+  p.handshake_timer->async_wait([this, id](std::error_code ec) {
+    if (ec) return;
+    Peer* late = find(id);
+    if (!late || late->admitted) return;
+    doom(*late, Status(Errc::handshake_timeout, "no HELLO within " +
+                                                   std::to_string(opt_.handshake_timeout.count()) +
+                                                   " ms of connecting"),
+         true);
+    finish_batch();
+  });
+  update_gauges();
+}
+
+void Hub::Impl::on_frames(PeerId id, std::vector<SharedBuffer>& bodies) {
+  const DecodeLimits limits{opt_.max_topic};
+  for (const SharedBuffer& body : bodies) {
+    Peer* peer = find(id);
+    if (!peer || peer->closing) break;
+    if (!peer->admitted) {
+      handshake(*peer, body);
+      continue;
+    }
+    Envelope env;
+    if (Status s = decode_envelope(body, env, limits); !s.ok()) {
+      doom(*peer, s, true);
+      break;
+    }
+    handle(*peer, env);
+  }
+  finish_batch();
+}
+
+void Hub::Impl::handshake(Peer& peer, const SharedBuffer& body) {
+  Envelope env;
+  if (Status s = decode_envelope(body, env, DecodeLimits{opt_.max_topic}); !s.ok()) {
+    doom(peer, s, true);
+    return;
+  }
+  if (env.kind != Kind::hello) {
+    doom(peer, Status(Errc::auth_failed, std::string("expected HELLO before anything else, got ") +
+                                             std::string(kind_name(env.kind))),
+         true);
+    return;
+  }
+  Hello hello;
+  if (Status s = decode_hello(env.payload, hello); !s.ok()) {
+    doom(peer, s, true);
+    return;
+  }
+  if (hello.protocol != kProtocolVersion) {
+    doom(peer, Status(Errc::version_mismatch,
+                      "peer speaks protocol " + std::to_string(hello.protocol) +
+                          ", this hub speaks " + std::to_string(kProtocolVersion) +
+                          "; install matching versions of switchboard-ipc"),
+         true);
+    return;
+  }
+  if (!constant_time_equal(hello.token, token_)) {
+    doom(peer, Status(Errc::auth_failed, "wrong token; pass the hub's token (bus.childEnv())"),
+         true);
+    return;
+  }
+  peer.admitted = true;
+  peer.handshake_timer.reset();  // cancels the pending wait
+  peer.role = hello.role;
+  peer.name = hello.name;
+  if (peer.pid == 0) peer.pid = hello.pid;  // the kernel's word wins where there is one
+  peer.conn->set_max_frame(opt_.max_frame);
+  Welcome w;
+  w.protocol = kProtocolVersion;
+  w.peer_id = peer.id;
+  w.hub_pid = static_cast<std::uint64_t>(::getpid());
+  w.hub_name = opt_.name;
+  w.max_frame = opt_.max_frame;
+  Envelope reply;
+  reply.kind = Kind::welcome;
+  reply.payload = encode_welcome(w);
+  send_to(peer, std::move(reply));
+  update_gauges();
+}
+
+// --- Routing -------------------------------------------------------------------------------
+
+void Hub::Impl::handle(Peer& peer, Envelope& env) {
+  switch (env.kind) {
+    case Kind::event:
+      route_event(peer, env);
+      break;
+    case Kind::subscribe: {
+      Status s = Router::check_subscription(env.topic);
+      if (s.ok()) router_.subscribe(peer.id, env.topic);
+      ack(peer, env.id, s);
+      break;
+    }
+    case Kind::unsubscribe:
+      router_.unsubscribe(peer.id, env.topic);
+      ack(peer, env.id, {});
+      break;
+    case Kind::register_:
+      ack(peer, env.id, router_.register_handler(peer.id, env.topic));
+      break;
+    case Kind::unregister:
+      router_.unregister_handler(peer.id, env.topic);
+      ack(peer, env.id, {});
+      break;
+    case Kind::invoke:
+      route_invoke(peer, env);
+      break;
+    case Kind::result:
+    case Kind::error:
+      route_reply(peer, env);
+      break;
+    case Kind::cancel:
+      route_cancel(peer, env);
+      break;
+    case Kind::ping: {
+      Envelope pong;
+      pong.kind = Kind::pong;
+      pong.id = env.id;
+      send_to(peer, std::move(pong));
+      break;
+    }
+    case Kind::pong:
+      break;
+    case Kind::goaway:
+      doom(peer, Status(Errc::closed, "peer said goodbye"), false);
+      break;
+    case Kind::hello:
+    case Kind::welcome:
+      doom(peer, Status(Errc::protocol_error, "handshake frame after the handshake"), true);
+      break;
+    default:
+      ack(peer, env.id,
+          Status(Errc::protocol_error, std::string(kind_name(env.kind)) +
+                                           " is reserved for a later protocol version"));
+      break;
+  }
+  update_gauges();
+}
+
+void Hub::Impl::route_event(Peer& from, Envelope& env) {
+  Outgoing msg;
+  msg.env.kind = Kind::event;
+  msg.env.topic = std::move(env.topic);
+  msg.env.flags = env.flags & ~kFlagFromHub;
+  msg.env.sender = from.id;
+  msg.env.payload = std::move(env.payload);
+  router_.subscribers(msg.env.topic, scratch_);
+  for (PeerId id : scratch_) {
+    if (id == from.id) continue;  // the sender's own listeners are served by its bus locally
+    if (Peer* to = find(id); to && to->admitted && !to->closing) send_to(*to, msg, true);
+  }
+}
+
+void Hub::Impl::route_invoke(Peer& caller, Envelope& env) {
+  auto handler = router_.handler_of(env.topic);
+  Peer* callee = handler ? find(*handler) : nullptr;
+  if (!callee || callee->closing) {
+    ack(caller, env.id,
+        Status(Errc::no_handler, "no handler is registered for '" + env.topic + "'"));
+    return;
+  }
+  if (env.id == 0 || caller.calls_out.contains(env.id)) {
+    ack(caller, env.id,
+        Status(Errc::protocol_error, "INVOKE needs a request id that is not already in flight"));
+    return;
+  }
+  std::uint64_t call = next_call_++;
+  calls_.emplace(call, Call{caller.id, env.id, callee->id, env.topic});
+  caller.calls_out.emplace(env.id, call);
+  callee->serving.insert(call);
+  invokes_routed_.fetch_add(1, std::memory_order_relaxed);
+  Outgoing msg;
+  msg.env.kind = Kind::invoke;
+  msg.env.id = call;
+  msg.env.topic = std::move(env.topic);
+  msg.env.flags = env.flags & ~kFlagFromHub;
+  msg.env.sender = caller.id;
+  msg.env.payload = std::move(env.payload);
+  send_to(*callee, msg, false);
+}
+
+void Hub::Impl::route_reply(Peer& callee, Envelope& env) {
+  auto it = calls_.find(env.id);
+  // A reply to a call that was cancelled, or that this peer was never asked: nobody waits.
+  if (it == calls_.end() || it->second.callee != callee.id) return;
+  Call call = std::move(it->second);
+  calls_.erase(it);
+  callee.serving.erase(env.id);
+  Peer* caller = find(call.caller);
+  if (!caller) return;
+  caller->calls_out.erase(call.caller_id);
+  Outgoing msg;
+  msg.env.kind = env.kind;
+  msg.env.id = call.caller_id;
+  msg.env.topic = std::move(env.topic);
+  msg.env.flags = env.flags & ~kFlagFromHub;  // a handler cannot pose as the hub
+  msg.env.sender = callee.id;
+  msg.env.payload = std::move(env.payload);
+  send_to(*caller, msg, false);
+}
+
+void Hub::Impl::route_cancel(Peer& caller, const Envelope& env) {
+  auto out = caller.calls_out.find(env.id);
+  if (out == caller.calls_out.end()) return;
+  std::uint64_t call_id = out->second;
+  caller.calls_out.erase(out);
+  auto it = calls_.find(call_id);
+  if (it == calls_.end()) return;
+  PeerId callee_id = it->second.callee;
+  calls_.erase(it);
+  if (Peer* callee = find(callee_id)) {
+    callee->serving.erase(call_id);
+    Envelope cancel;
+    cancel.kind = Kind::cancel;
+    cancel.id = call_id;
+    cancel.sender = caller.id;
+    send_to(*callee, std::move(cancel));
+  }
+}
+
+void Hub::Impl::ack(Peer& peer, std::uint64_t id, const Status& status) {
+  if (status.ok()) {
+    if (id == 0) return;
+    Envelope ok;
+    ok.kind = Kind::result;
+    ok.id = id;
+    send_to(peer, std::move(ok));
+    return;
+  }
+  send_to(peer, hub_error(id, status));
+}
+
+void Hub::Impl::send_to(Peer& peer, Envelope env) {
+  Outgoing msg;
+  msg.env = std::move(env);
+  send_to(peer, msg, false);
+}
+
+void Hub::Impl::send_to(Peer& peer, Outgoing& msg, bool droppable) {
+  if (peer.local) {
+    if (peer.local->closed) return;
+    peer.local->outbox.push_back(msg.env);
+    if (!peer.local->flush_scheduled) {
+      peer.local->flush_scheduled = true;
+      asio::post(io_.context(), [this, link = peer.local] { flush_local(link); });
+    }
+    return;
+  }
+  if (!peer.conn || !peer.conn->is_open()) return;
+  const WireFrame& frame = msg.frame();
+  if (droppable && peer.conn->queued_bytes() + frame.size() > opt_.high_water_mark) {
+    if (opt_.overflow == OverflowPolicy::drop) {
+      ++peer.dropped;
+      events_dropped_.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      doom(peer, Status(Errc::slow_consumer,
+                        "more than " + std::to_string(opt_.high_water_mark) +
+                            " bytes queued for this peer; it reads too slowly"),
+           true);
+    }
+    return;
+  }
+  if (droppable) events_routed_.fetch_add(1, std::memory_order_relaxed);
+  peer.conn->send(frame);
+}
+
+void Hub::Impl::flush_local(const std::shared_ptr<LocalLink>& link) {
+  link->flush_scheduled = false;
+  if (link->closed || link->outbox.empty()) return;
+  std::vector<Envelope> batch;
+  batch.swap(link->outbox);
+  if (link->callbacks.on_batch) link->callbacks.on_batch(batch);
+}
+
+// --- Removal -------------------------------------------------------------------------------
+
+void Hub::Impl::doom(Peer& peer, Status why, bool goaway) {
+  if (peer.closing) return;
+  peer.closing = true;
+  doomed_.emplace_back(peer.id, std::move(why), goaway);
+}
+
+void Hub::Impl::finish_batch() {
+  while (!doomed_.empty()) {
+    auto batch = std::move(doomed_);
+    doomed_.clear();
+    for (auto& [id, why, goaway] : batch) remove_peer(id, why, goaway);
+  }
+  update_gauges();
+}
+
+void Hub::Impl::remove_peer(PeerId id, const Status& why, bool goaway) {
+  auto node = peers_.extract(id);
+  if (node.empty()) return;
+  std::unique_ptr<Peer> peer = std::move(node.mapped());
+  if (!peer->admitted) rejected_.fetch_add(1, std::memory_order_relaxed);
+  if (peer->conn) {
+    peer->conn->detach();
+    if (goaway) {
+      peer->conn->close_after(goaway_frame(why));
+    } else {
+      peer->conn->close();
+    }
+  }
+  router_.remove_peer(id);
+  // Callers waiting on this peer fail now, not at their timeout.
+  for (std::uint64_t call_id : peer->serving) {
+    auto it = calls_.find(call_id);
+    if (it == calls_.end()) continue;
+    Call call = std::move(it->second);
+    calls_.erase(it);
+    if (Peer* caller = find(call.caller)) {
+      caller->calls_out.erase(call.caller_id);
+      send_to(*caller, hub_error(call.caller_id,
+                                 Status(Errc::connection_lost,
+                                        "the peer serving '" + call.name + "' (pid " +
+                                            std::to_string(peer->pid) +
+                                            ") went away before answering: " + why.to_string())));
+    }
+  }
+  // Calls this peer made: their handlers can stop working on them.
+  for (auto& [caller_id, call_id] : peer->calls_out) {
+    auto it = calls_.find(call_id);
+    if (it == calls_.end()) continue;
+    PeerId callee_id = it->second.callee;
+    calls_.erase(it);
+    if (Peer* callee = find(callee_id)) {
+      callee->serving.erase(call_id);
+      Envelope cancel;
+      cancel.kind = Kind::cancel;
+      cancel.id = call_id;
+      cancel.sender = id;
+      send_to(*callee, std::move(cancel));
+    }
+  }
+  if (peer->local) {
+    flush_local(peer->local);
+    peer->local->closed = true;
+    if (peer->local->callbacks.on_state) peer->local->callbacks.on_state(PortState::closed, why);
+    peer->local->callbacks = {};
+  }
+}
+
+// --- Local peers ---------------------------------------------------------------------------
+
+std::unique_ptr<Port> Hub::Impl::connect_local(LocalPeerInfo info, PortCallbacks callbacks) {
+  auto link = std::make_shared<LocalLink>();
+  link->callbacks = std::move(callbacks);
+  std::promise<PeerId> assigned;
+  auto future = assigned.get_future();
+  bool posted = post_if_running([this, link, &info, &assigned] {
+    auto peer = std::make_unique<Peer>();
+    peer->id = next_peer_++;
+    peer->admitted = true;
+    peer->role = info.role;
+    peer->name = info.name;
+    peer->pid = info.pid ? info.pid : static_cast<std::uint64_t>(::getpid());
+    peer->local = link;
+    link->id = peer->id;
+    peers_.emplace(peer->id, std::move(peer));
+    update_gauges();
+    if (link->callbacks.on_state) link->callbacks.on_state(PortState::connected, {});
+    assigned.set_value(link->id);
+  });
+  if (!posted) return nullptr;
+  future.wait();
+  return std::make_unique<LocalPort>(shared_from_this(), std::move(link));
+}
+
+void Hub::Impl::drain_local(const std::shared_ptr<LocalLink>& link) {
+  std::vector<Envelope> batch;
+  {
+    std::lock_guard lock(link->mutex);
+    batch.swap(link->inbox);
+    link->drain_scheduled = false;
+  }
+  for (Envelope& env : batch) {
+    Peer* peer = find(link->id);
+    if (!peer || peer->closing) break;
+    env.sender = peer->id;
+    handle(*peer, env);
+  }
+  finish_batch();
+}
+
+void Hub::Impl::remove_local(PeerId id) {
+  if (Peer* peer = find(id)) {
+    peer->local->closed = true;  // the owner is closing: no callbacks back into it
+    peer->local->callbacks = {};
+  }
+  remove_peer(id, Status(Errc::closed, "local port closed"), false);
+  finish_batch();
+}
+
+// --- Hub facade ----------------------------------------------------------------------------
+
+Hub::Hub(HubOptions options) : impl_(std::make_shared<Impl>(std::move(options))) {}
+Hub::~Hub() { close(); }
+Status Hub::start() { return impl_->start(); }
+void Hub::close() { impl_->close(); }
+const std::string& Hub::endpoint() const { return impl_->endpoint(); }
+const std::string& Hub::token() const { return impl_->token(); }
+HubStats Hub::stats() const { return impl_->stats(); }
+std::unique_ptr<Port> Hub::connect_local(LocalPeerInfo info, PortCallbacks callbacks) {
+  return impl_->connect_local(std::move(info), std::move(callbacks));
+}
+
+std::string_view state_name(PortState state) {
+  switch (state) {
+    case PortState::connecting:
+      return "connecting";
+    case PortState::connected:
+      return "connected";
+    case PortState::reconnecting:
+      return "reconnecting";
+    case PortState::closed:
+      return "closed";
+  }
+  return "unknown";
+}
+
+}  // namespace switchboard

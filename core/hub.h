@@ -1,0 +1,93 @@
+// The hub: listens on a private endpoint, admits peers that present the token, and routes
+// events to subscribers and invokes to the peer that registered the handler.
+//
+// Contract:
+// - start(), close(), stats(), connect_local() and the accessors may be called from any thread
+//   other than the hub's I/O thread. All routing state lives on the I/O thread; nothing else
+//   touches it.
+// - The hub reads only envelopes. Payload bytes pass through untouched, and one inbound payload
+//   is shared, not copied, by every subscriber's queue.
+// - Identity (the `sender` field of every routed frame) is the peer id the hub assigned at
+//   accept; whatever a peer writes there is overwritten.
+// - Every invoke the hub forwards ends exactly once for its caller: the callee's RESULT or
+//   ERROR, E_NO_HANDLER at once when nobody serves the name, or E_CONNECTION_LOST the moment the
+//   callee's connection ends.
+// - Replies (RESULT, ERROR) and invokes are never dropped. Events beyond a peer's outbound
+//   high-water mark are dropped and counted, or the peer is disconnected, by policy.
+// - close() sends GOAWAY to every peer, closes the listener (removing the socket file only if it
+//   is still ours) and joins the I/O thread. It is idempotent; the destructor calls it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "frame.h"
+#include "port.h"
+#include "status.h"
+
+namespace switchboard {
+
+enum class OverflowPolicy : std::uint8_t { drop, disconnect };
+
+struct HubOptions {
+  std::string endpoint;  // empty: default_endpoint(name)
+  std::string token;     // empty: a fresh random token
+  std::string name = "hub";
+  std::size_t max_frame = kDefaultMaxFrame;
+  std::size_t handshake_max_frame = kHandshakeMaxFrame;
+  std::chrono::milliseconds handshake_timeout{2000};
+  std::size_t high_water_mark = 8u << 20;  // outbound bytes queued per peer
+  OverflowPolicy overflow = OverflowPolicy::drop;
+  std::size_t max_topic = 1024;
+};
+
+struct HubStats {
+  std::uint64_t peers = 0;          // admitted peers, socket and local
+  std::uint64_t handshaking = 0;    // connections that have not completed HELLO
+  std::uint64_t subscriptions = 0;
+  std::uint64_t handlers = 0;
+  std::uint64_t pending_invokes = 0;
+  std::uint64_t events_routed = 0;   // event deliveries queued (one per subscriber)
+  std::uint64_t events_dropped = 0;  // deliveries dropped by the overflow policy
+  std::uint64_t invokes_routed = 0;
+  std::uint64_t frames_in = 0;
+  std::uint64_t frames_out = 0;
+  std::uint64_t writev_calls = 0;
+  std::uint64_t rejected = 0;        // connections closed by the handshake or a protocol error
+};
+
+struct LocalPeerInfo {
+  std::string role = "main";
+  std::string name;
+  std::uint64_t pid = 0;  // 0: this process
+};
+
+class Hub {
+ public:
+  explicit Hub(HubOptions options);
+  Hub(const Hub&) = delete;
+  Hub& operator=(const Hub&) = delete;
+  ~Hub();
+
+  // Binds the endpoint and starts the I/O thread. Fails with endpoint_in_use when a live hub
+  // holds the endpoint (nothing is removed), endpoint_unsafe when the directory fails the
+  // checks, invalid_argument for a bad option.
+  Status start();
+  void close();
+
+  const std::string& endpoint() const;
+  const std::string& token() const;
+  HubStats stats() const;
+
+  // Joins this process to its own hub without a socket. Requires start().
+  std::unique_ptr<Port> connect_local(LocalPeerInfo info, PortCallbacks callbacks);
+
+  class Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace switchboard

@@ -1,0 +1,46 @@
+// A Port is one participant's door to the bus: either a Client (a socket to a hub in another
+// process) or a LocalPort (the hub's own process, joined without a socket). The addon holds a
+// Port and does not care which.
+//
+// Contract:
+// - submit() may be called from any thread. It takes a whole batch (all frames of one
+//   JavaScript turn) and returns at once; frames leave in submission order.
+// - PortCallbacks run on the I/O thread, never concurrently with each other. on_batch receives
+//   every envelope that arrived in one I/O turn; the callee owns the vector's contents.
+// - close() may be called from any thread except from inside a callback; when it returns no
+//   callback is running and none will run again. Destroying a Port closes it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string_view>
+#include <vector>
+
+#include "envelope.h"
+#include "status.h"
+
+namespace switchboard {
+
+enum class PortState : std::uint8_t {
+  connecting,    // first connection attempt under way
+  connected,     // welcomed by the hub: frames flow
+  reconnecting,  // the connection dropped; retrying with backoff, emits wait in the offline queue
+  closed,        // closed by the owner, or the hub refused us for good (see the Status)
+};
+std::string_view state_name(PortState state);
+
+struct PortCallbacks {
+  std::function<void(std::vector<Envelope>& batch)> on_batch;
+  std::function<void(PortState state, const Status& why)> on_state;
+};
+
+class Port {
+ public:
+  virtual ~Port() = default;
+  virtual Status submit(std::vector<Envelope> batch) = 0;
+  virtual void close() = 0;
+  // The id the hub assigned (0 until welcomed).
+  virtual std::uint64_t peer_id() const = 0;
+};
+
+}  // namespace switchboard

@@ -1,0 +1,278 @@
+// Unix domain socket transport (Linux, macOS). See transport.h for the contract.
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <asio/local/stream_protocol.hpp>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include "transport.h"
+
+namespace switchboard {
+namespace {
+
+using Protocol = asio::local::stream_protocol;
+
+class UnixStream final : public Stream {
+ public:
+  explicit UnixStream(Protocol::socket socket) : socket_(std::move(socket)) {
+    std::error_code ec;
+    socket_.non_blocking(true, ec);
+  }
+  ~UnixStream() override { close(); }
+
+  IoResult try_read(std::span<std::uint8_t> into) override {
+    if (!socket_.is_open()) return closed_result();
+    for (;;) {
+      ssize_t n = ::recv(socket_.native_handle(), into.data(), into.size(), MSG_DONTWAIT);
+      if (n > 0) return {IoState::ok, static_cast<std::size_t>(n), {}};
+      if (n == 0) return {IoState::eof, 0, {}};
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return {IoState::would_block, 0, {}};
+      return {IoState::error, 0, errno_status("recv", errno)};
+    }
+  }
+
+  IoResult try_write(std::span<const IoVec> bufs) override {
+    if (!socket_.is_open()) return closed_result();
+    msghdr msg{};
+    msg.msg_iov = const_cast<IoVec*>(bufs.data());
+    msg.msg_iovlen = bufs.size();
+    for (;;) {
+      // sendmsg rather than writev: MSG_NOSIGNAL keeps a vanished reader from raising SIGPIPE.
+      ssize_t n = ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n >= 0) return {IoState::ok, static_cast<std::size_t>(n), {}};
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return {IoState::would_block, 0, {}};
+      return {IoState::error, 0, errno_status("sendmsg", errno)};
+    }
+  }
+
+  void wait_readable(WaitHandler handler) override {
+    socket_.async_wait(Protocol::socket::wait_read, std::move(handler));
+  }
+  void wait_writable(WaitHandler handler) override {
+    socket_.async_wait(Protocol::socket::wait_write, std::move(handler));
+  }
+
+  PeerCredentials credentials() const override {
+    PeerCredentials out;
+    ucred cred{};
+    socklen_t len = sizeof(cred);
+    if (::getsockopt(const_cast<Protocol::socket&>(socket_).native_handle(), SOL_SOCKET,
+                     SO_PEERCRED, &cred, &len) == 0) {
+      out.known = true;
+      out.pid = static_cast<std::uint32_t>(cred.pid);
+      out.uid = cred.uid;
+      out.gid = cred.gid;
+    }
+    return out;
+  }
+
+  void close() override {
+    std::error_code ec;
+    if (socket_.is_open()) socket_.close(ec);
+  }
+
+ private:
+  static IoResult closed_result() {
+    return {IoState::error, 0, Status(Errc::closed, "stream is closed")};
+  }
+  Protocol::socket socket_;
+};
+
+// Checks the directory that holds the socket: it must be a real directory (not a symlink), owned
+// by us, and closed to group and others. Creates it (0700) when missing.
+Status check_private_dir(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Status(Errc::endpoint_unsafe, "cannot create the endpoint directory " + dir + ": " +
+                                             std::strerror(errno) +
+                                             "; choose an endpoint in a directory you own");
+  }
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0) return errno_status("lstat " + dir, errno);
+  if (S_ISLNK(st.st_mode)) {
+    return Status(Errc::endpoint_unsafe, "endpoint directory " + dir +
+                                             " is a symbolic link; remove it or choose another "
+                                             "endpoint");
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return Status(Errc::endpoint_unsafe, dir + " is not a directory");
+  }
+  if (st.st_uid != ::geteuid()) {
+    return Status(Errc::endpoint_unsafe, "endpoint directory " + dir + " belongs to uid " +
+                                             std::to_string(st.st_uid) +
+                                             ", not to this user; choose a directory you own");
+  }
+  if ((st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%03o", static_cast<unsigned>(st.st_mode & 0777));
+    return Status(Errc::endpoint_unsafe, "endpoint directory " + dir + " has mode " + mode +
+                                             "; it must be 0700 (run: chmod 700 " + dir + ")");
+  }
+  return {};
+}
+
+std::string parent_dir(const std::string& path) {
+  auto slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+// Returns ok when `path` is free to bind: absent, or a stale socket that refused a probe
+// connection (then it is removed). A live socket or a non-socket file is left alone.
+Status clear_stale_socket(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return {};
+    return errno_status("lstat " + path, errno);
+  }
+  if (!S_ISSOCK(st.st_mode)) {
+    return Status(Errc::endpoint_unsafe,
+                  path + " exists and is not a socket; refusing to replace it");
+  }
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errno_status("socket", errno);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  int err = errno;
+  ::close(fd);
+  if (rc == 0) {
+    return Status(Errc::endpoint_in_use, "a hub is already listening on " + path +
+                                             "; connect to it as a client, or choose another "
+                                             "endpoint");
+  }
+  if (err != ECONNREFUSED) return errno_status("probe connect " + path, err);
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return errno_status("unlink " + path, errno);
+  return {};
+}
+
+class UnixListener final : public Listener {
+ public:
+  UnixListener(asio::io_context& io, std::string path)
+      : acceptor_(io), path_(std::move(path)) {}
+  ~UnixListener() override { close(); }
+
+  Status open() {
+    if (path_.empty() || path_[0] == '\0') {
+      return Status(Errc::invalid_argument, "endpoint must be a filesystem path; abstract socket "
+                                            "names are refused because any user could bind them");
+    }
+    if (path_.size() >= sizeof(sockaddr_un::sun_path)) {
+      return Status(Errc::invalid_argument,
+                    "endpoint path is " + std::to_string(path_.size()) +
+                        " bytes; Unix sockets allow at most " +
+                        std::to_string(sizeof(sockaddr_un::sun_path) - 1) + ": choose a shorter one");
+    }
+    if (Status s = check_private_dir(parent_dir(path_)); !s.ok()) return s;
+    if (Status s = clear_stale_socket(path_); !s.ok()) return s;
+    std::error_code ec;
+    acceptor_.open(Protocol(), ec);
+    if (!ec) acceptor_.bind(Protocol::endpoint(path_), ec);
+    if (ec) {
+      if (ec == std::errc::address_in_use) {
+        return Status(Errc::endpoint_in_use, "another hub bound " + path_ + " first");
+      }
+      return Status(Errc::io_error, "bind " + path_ + ": " + ec.message());
+    }
+    // The 0700 directory is what keeps others out; 0600 on the socket is the second fence.
+    struct stat st {};
+    if (::chmod(path_.c_str(), 0600) != 0 || ::lstat(path_.c_str(), &st) != 0) {
+      Status s = errno_status("chmod " + path_, errno);
+      acceptor_.close(ec);
+      ::unlink(path_.c_str());
+      return s;
+    }
+    inode_ = st.st_ino;
+    device_ = st.st_dev;
+    owns_path_ = true;
+    acceptor_.listen(SOMAXCONN, ec);
+    if (ec) return Status(Errc::io_error, "listen " + path_ + ": " + ec.message());
+    return {};
+  }
+
+  void accept(AcceptHandler handler) override {
+    acceptor_.async_accept([handler = std::move(handler)](std::error_code ec,
+                                                          Protocol::socket socket) {
+      if (ec) {
+        handler(Status(ec == asio::error::operation_aborted ? Errc::closed : Errc::io_error,
+                       "accept: " + ec.message()),
+                nullptr);
+        return;
+      }
+      handler({}, std::make_unique<UnixStream>(std::move(socket)));
+    });
+  }
+
+  void close() override {
+    std::error_code ec;
+    if (acceptor_.is_open()) acceptor_.close(ec);
+    if (owns_path_) {
+      owns_path_ = false;
+      // Remove the file only if it is still the socket we bound: a newer hub may have replaced it.
+      struct stat st {};
+      if (::lstat(path_.c_str(), &st) == 0 && st.st_ino == inode_ && st.st_dev == device_) {
+        ::unlink(path_.c_str());
+      }
+    }
+  }
+
+  const std::string& endpoint() const override { return path_; }
+
+ private:
+  Protocol::acceptor acceptor_;
+  std::string path_;
+  bool owns_path_ = false;
+  ino_t inode_ = 0;
+  dev_t device_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Listener> listen_endpoint(asio::io_context& io, const std::string& endpoint,
+                                          Status& status) {
+  auto listener = std::make_unique<UnixListener>(io, endpoint);
+  status = listener->open();
+  if (!status.ok()) return nullptr;
+  return listener;
+}
+
+void connect_endpoint(asio::io_context& io, const std::string& endpoint, ConnectHandler handler) {
+  if (endpoint.empty() || endpoint.size() >= sizeof(sockaddr_un::sun_path)) {
+    handler(Status(Errc::invalid_argument, "endpoint '" + endpoint + "' is not a usable path"),
+            nullptr);
+    return;
+  }
+  auto socket = std::make_shared<Protocol::socket>(io);
+  socket->async_connect(
+      Protocol::endpoint(endpoint),
+      [socket, endpoint, handler = std::move(handler)](std::error_code ec) {
+        if (ec) {
+          handler(Status(Errc::io_error, "connect " + endpoint + ": " + ec.message()), nullptr);
+          return;
+        }
+        handler({}, std::make_unique<UnixStream>(std::move(*socket)));
+      });
+}
+
+std::string default_endpoint(const std::string& name) {
+  const char* runtime = std::getenv("XDG_RUNTIME_DIR");
+  std::string base = (runtime && *runtime) ? runtime : "/tmp";
+  std::string dir = base + "/switchboard-" + std::to_string(::geteuid());
+  std::string safe;
+  for (char c : name) safe.push_back((std::isalnum(static_cast<unsigned char>(c)) || c == '-') ? c : '_');
+  if (safe.empty()) safe = "hub";
+  if (safe.size() > 32) safe.resize(32);
+  return dir + "/" + safe + "-" + std::to_string(::getpid()) + ".sock";
+}
+
+}  // namespace switchboard
