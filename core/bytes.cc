@@ -6,7 +6,9 @@
 
 namespace switchboard {
 
-Buffer::Buffer(const void* data, std::size_t size) { append(data, size); }
+Buffer::Buffer(const void* data, std::size_t size) {
+  append(data, size);
+}
 
 Buffer::Buffer(Buffer&& other) noexcept
     : data_(std::move(other.data_)),

@@ -18,7 +18,9 @@
 namespace switchboard {
 namespace {
 
-std::size_t frame_cost(const Envelope& e) { return e.topic.size() + e.payload.size + 32; }
+std::size_t frame_cost(const Envelope& e) {
+  return e.topic.size() + e.payload.size + 32;
+}
 
 bool queued_offline(Kind kind) {
   // Replies answer invokes the hub already failed when we dropped; pings are per connection.
@@ -67,7 +69,7 @@ class Client::Impl {
   PortCallbacks cb_;
   IoThread io_;
 
-  std::mutex mutex_;  // guards the members up to the blank line
+  std::mutex mutex_;             // guards the members up to the blank line
   std::vector<Envelope> inbox_;  // while offline this is the offline queue
   std::size_t inbox_bytes_ = 0;
   bool online_ = false;
@@ -428,11 +430,23 @@ void Client::Impl::send_now(Envelope& env) {
 
 Client::Client(ClientOptions options, PortCallbacks callbacks)
     : impl_(std::make_shared<Impl>(std::move(options), std::move(callbacks))) {}
-Client::~Client() { close(); }
-Status Client::start() { return impl_->start(); }
-Status Client::submit(std::vector<Envelope> batch) { return impl_->submit(std::move(batch)); }
-void Client::close() { impl_->close(); }
-std::uint64_t Client::peer_id() const { return impl_->peer_id(); }
-ClientStats Client::stats() const { return impl_->stats(); }
+Client::~Client() {
+  close();
+}
+Status Client::start() {
+  return impl_->start();
+}
+Status Client::submit(std::vector<Envelope> batch) {
+  return impl_->submit(std::move(batch));
+}
+void Client::close() {
+  impl_->close();
+}
+std::uint64_t Client::peer_id() const {
+  return impl_->peer_id();
+}
+ClientStats Client::stats() const {
+  return impl_->stats();
+}
 
 }  // namespace switchboard

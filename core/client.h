@@ -42,10 +42,10 @@ struct ClientOptions {
 };
 
 struct ClientStats {
-  std::uint64_t connects = 0;       // successful handshakes
-  std::uint64_t attempts = 0;       // connection attempts, successful or not
-  std::uint64_t offline_queued = 0; // frames waiting for a connection now
-  std::uint64_t in_flight = 0;      // invokes sent and not answered
+  std::uint64_t connects = 0;        // successful handshakes
+  std::uint64_t attempts = 0;        // connection attempts, successful or not
+  std::uint64_t offline_queued = 0;  // frames waiting for a connection now
+  std::uint64_t in_flight = 0;       // invokes sent and not answered
   std::uint64_t frames_in = 0;
   std::uint64_t frames_out = 0;
   std::uint64_t writev_calls = 0;

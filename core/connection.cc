@@ -12,15 +12,17 @@ constexpr int kReadsPerTurn = 16;
 ConnectionCounters g_unused_counters;
 }  // namespace
 
-Connection::Connection(asio::io_context& io, std::unique_ptr<Stream> stream,
-                       std::size_t max_frame, ConnectionCounters* counters)
+Connection::Connection(asio::io_context& io, std::unique_ptr<Stream> stream, std::size_t max_frame,
+                       ConnectionCounters* counters)
     : io_(io),
       stream_(std::move(stream)),
       decoder_(max_frame),
       read_buffer_(kReadChunk),
       counters_(counters ? counters : &g_unused_counters) {}
 
-Connection::~Connection() { stream_->close(); }
+Connection::~Connection() {
+  stream_->close();
+}
 
 void Connection::start(FramesHandler on_frames, ClosedHandler on_closed) {
   on_frames_ = std::move(on_frames);
@@ -70,6 +72,14 @@ void Connection::on_readable() {
   if (!frames.empty() && on_frames_) on_frames_(frames);
   if (!open_) return;  // the owner closed us while handling the batch
   if (!bad.ok()) {
+    if (bad.code() == Errc::frame_too_large || bad.code() == Errc::protocol_error) {
+      // Stop reading but keep the stream: the owner sends GOAWAY with the reason, then closes.
+      reading_ = false;
+      if (ClosedHandler handler = std::move(on_closed_)) {
+        asio::post(io_, [handler = std::move(handler), why = std::move(bad)] { handler(why); });
+      }
+      return;
+    }
     fail(std::move(bad));
   } else if (ended) {
     fail(decoder_.at_boundary()
@@ -140,6 +150,7 @@ void Connection::close_after(WireFrame last) {
 void Connection::close() {
   if (!open_) return;
   open_ = false;
+  reading_ = false;
   queue_.clear();
   stream_->close();
   detach();

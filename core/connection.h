@@ -8,7 +8,9 @@
 //   batch), in arrival order.
 // - on_closed runs at most once, posted (never from inside send() or on_frames), and only for
 //   closes the connection detects itself: end of stream, an I/O error, or a bad frame. A close
-//   the owner asks for with close() or close_after() is not reported back.
+//   the owner asks for with close() or close_after() is not reported back. After a bad frame
+//   (frame_too_large, protocol_error) reading stops but the stream stays open, so the owner can
+//   still send its reason with close_after(); after EOF or an I/O error it is closed.
 // - send() queues a frame and schedules a flush at the end of the current I/O turn, so every
 //   frame queued in one turn leaves in one writev; an idle connection is never held back by a
 //   timer. After close(), send() drops frames silently.
@@ -60,6 +62,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void close();
 
   bool is_open() const { return open_; }
+  bool is_reading() const { return reading_; }
   std::size_t queued_bytes() const { return queue_.queued_bytes(); }
   void set_max_frame(std::size_t max_frame) { decoder_.set_max_frame(max_frame); }
   PeerCredentials credentials() const { return stream_->credentials(); }
@@ -83,6 +86,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   FramesHandler on_frames_;
   ClosedHandler on_closed_;
   bool open_ = true;
+  bool reading_ = true;
   bool flush_scheduled_ = false;
   bool waiting_writable_ = false;
 };

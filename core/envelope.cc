@@ -184,7 +184,8 @@ Status decode_envelope(const SharedBuffer& body, Envelope& out, const DecodeLimi
   std::size_t off = 0;
   bool parsed = false;
   try {
-    parsed = msgpack::parse(reinterpret_cast<const char*>(body->data()), body->size(), off, visitor);
+    parsed =
+        msgpack::parse(reinterpret_cast<const char*>(body->data()), body->size(), off, visitor);
   } catch (const std::exception& e) {
     return Status(Errc::protocol_error, std::string("malformed envelope: ") + e.what());
   }
@@ -202,8 +203,8 @@ Status decode_envelope(const SharedBuffer& body, Envelope& out, const DecodeLimi
                                               ", this peer speaks " +
                                               std::to_string(kProtocolVersion));
   }
-  out.payload = visitor.payload_ptr() ? Slice(body, visitor.payload_ptr(), visitor.payload_size())
-                                      : Slice();
+  out.payload =
+      visitor.payload_ptr() ? Slice(body, visitor.payload_ptr(), visitor.payload_size()) : Slice();
   return {};
 }
 

@@ -19,14 +19,17 @@ std::uint32_t get_frame_header(const std::uint8_t* in) {
          std::uint32_t{in[3]};
 }
 
-FrameDecoder::FrameDecoder(std::size_t max_frame) { set_max_frame(max_frame); }
+FrameDecoder::FrameDecoder(std::size_t max_frame) {
+  set_max_frame(max_frame);
+}
 
 void FrameDecoder::set_max_frame(std::size_t max_frame) {
   max_frame_ = std::min(max_frame, kMaxFrameLimit);
 }
 
 std::size_t FrameDecoder::buffered() const {
-  return header_have_ + (body_ ? body_->size() : 0);
+  // Once a body is under way its header has been consumed, but it is still part of the frame.
+  return body_ ? kFrameHeaderSize + body_->size() : header_have_;
 }
 
 Status FrameDecoder::start_body(std::uint32_t length) {

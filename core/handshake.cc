@@ -85,11 +85,16 @@ Slice encode_hello(const Hello& hello) {
 
 Status decode_hello(const Slice& payload, Hello& out) {
   return for_each_entry(payload, "HELLO", [&](std::string_view key, const msgpack::object& v) {
-    if (key == "protocol") read_uint(v, out.protocol);
-    else if (key == "token") read_str(v, out.token);
-    else if (key == "role") read_str(v, out.role);
-    else if (key == "name") read_str(v, out.name);
-    else if (key == "pid") read_uint(v, out.pid);
+    if (key == "protocol")
+      read_uint(v, out.protocol);
+    else if (key == "token")
+      read_str(v, out.token);
+    else if (key == "role")
+      read_str(v, out.role);
+    else if (key == "name")
+      read_str(v, out.name);
+    else if (key == "pid")
+      read_uint(v, out.pid);
   });
 }
 
@@ -108,11 +113,16 @@ Slice encode_welcome(const Welcome& welcome) {
 
 Status decode_welcome(const Slice& payload, Welcome& out) {
   return for_each_entry(payload, "WELCOME", [&](std::string_view key, const msgpack::object& v) {
-    if (key == "protocol") read_uint(v, out.protocol);
-    else if (key == "peer") read_uint(v, out.peer_id);
-    else if (key == "hub_pid") read_uint(v, out.hub_pid);
-    else if (key == "hub_name") read_str(v, out.hub_name);
-    else if (key == "max_frame") read_uint(v, out.max_frame);
+    if (key == "protocol")
+      read_uint(v, out.protocol);
+    else if (key == "peer")
+      read_uint(v, out.peer_id);
+    else if (key == "hub_pid")
+      read_uint(v, out.hub_pid);
+    else if (key == "hub_name")
+      read_str(v, out.hub_name);
+    else if (key == "max_frame")
+      read_uint(v, out.max_frame);
   });
 }
 

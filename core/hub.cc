@@ -138,6 +138,7 @@ class Hub::Impl : public std::enable_shared_from_this<Hub::Impl> {
   void remove_peer(PeerId id, const Status& why, bool goaway);
   void shutdown();
   void update_gauges();
+  void report(PeerEvent::Type type, const Peer& peer, const Status& why);
   Peer* find(PeerId id) {
     auto it = peers_.find(id);
     return it == peers_.end() ? nullptr : it->second.get();
@@ -285,6 +286,18 @@ HubStats Hub::Impl::stats() const {
   return s;
 }
 
+void Hub::Impl::report(PeerEvent::Type type, const Peer& peer, const Status& why) {
+  if (!opt_.on_peer) return;
+  PeerEvent ev;
+  ev.type = type;
+  ev.id = peer.id;
+  ev.role = peer.role;
+  ev.name = peer.name;
+  ev.pid = peer.pid;
+  ev.reason = why;
+  opt_.on_peer(ev);
+}
+
 void Hub::Impl::update_gauges() {
   std::uint64_t admitted = 0;
   for (auto& [id, p] : peers_) admitted += p->admitted ? 1 : 0;
@@ -302,8 +315,8 @@ void Hub::Impl::accept_next() {
     if (status.code() == Errc::closed) return;  // listener closed: shutting down
     if (!status.ok()) {
       // EMFILE and friends: back off briefly instead of spinning on a failing accept.
-      accept_retry_ = std::make_unique<asio::steady_timer>(io_.context(),
-                                                           std::chrono::milliseconds(50));
+      accept_retry_ =
+          std::make_unique<asio::steady_timer>(io_.context(), std::chrono::milliseconds(50));
       accept_retry_->async_wait([this](std::error_code ec) {
         if (!ec) accept_next();
       });
@@ -324,14 +337,17 @@ void Hub::Impl::on_accept(std::unique_ptr<Stream> stream) {
                                             opt_.handshake_max_frame, &wire_);
   peer->conn->start([this, id](std::vector<SharedBuffer>& bodies) { on_frames(id, bodies); },
                     [this, id](const Status& why) {
-                      remove_peer(id, why, false);
-                      update_gauges();
+                      // A bad frame leaves the stream writable so the peer learns why.
+                      bool tell =
+                          why.code() == Errc::frame_too_large || why.code() == Errc::protocol_error;
+                      remove_peer(id, why, tell);
                     });
   Peer& p = *peer;
   peers_.emplace(id, std::move(peer));
   if (cred.known && cred.uid != ::geteuid()) {
-    doom(p, Status(Errc::auth_failed, "peer runs as uid " + std::to_string(cred.uid) +
-                                          "; only this user's processes may join"),
+    doom(p,
+         Status(Errc::auth_failed, "peer runs as uid " + std::to_string(cred.uid) +
+                                       "; only this user's processes may join"),
          true);
     finish_batch();
     return;
@@ -341,9 +357,10 @@ void Hub::Impl::on_accept(std::unique_ptr<Stream> stream) {
     if (ec) return;
     Peer* late = find(id);
     if (!late || late->admitted) return;
-    doom(*late, Status(Errc::handshake_timeout, "no HELLO within " +
-                                                   std::to_string(opt_.handshake_timeout.count()) +
-                                                   " ms of connecting"),
+    doom(*late,
+         Status(Errc::handshake_timeout, "no HELLO within " +
+                                             std::to_string(opt_.handshake_timeout.count()) +
+                                             " ms of connecting"),
          true);
     finish_batch();
   });
@@ -376,8 +393,9 @@ void Hub::Impl::handshake(Peer& peer, const SharedBuffer& body) {
     return;
   }
   if (env.kind != Kind::hello) {
-    doom(peer, Status(Errc::auth_failed, std::string("expected HELLO before anything else, got ") +
-                                             std::string(kind_name(env.kind))),
+    doom(peer,
+         Status(Errc::auth_failed, std::string("expected HELLO before anything else, got ") +
+                                       std::string(kind_name(env.kind))),
          true);
     return;
   }
@@ -387,11 +405,12 @@ void Hub::Impl::handshake(Peer& peer, const SharedBuffer& body) {
     return;
   }
   if (hello.protocol != kProtocolVersion) {
-    doom(peer, Status(Errc::version_mismatch,
-                      "peer speaks protocol " + std::to_string(hello.protocol) +
-                          ", this hub speaks " + std::to_string(kProtocolVersion) +
-                          "; install matching versions of switchboard-ipc"),
-         true);
+    doom(
+        peer,
+        Status(Errc::version_mismatch, "peer speaks protocol " + std::to_string(hello.protocol) +
+                                           ", this hub speaks " + std::to_string(kProtocolVersion) +
+                                           "; install matching versions of switchboard-ipc"),
+        true);
     return;
   }
   if (!constant_time_equal(hello.token, token_)) {
@@ -416,6 +435,7 @@ void Hub::Impl::handshake(Peer& peer, const SharedBuffer& body) {
   reply.payload = encode_welcome(w);
   send_to(peer, std::move(reply));
   update_gauges();
+  report(PeerEvent::Type::joined, peer, {});
 }
 
 // --- Routing -------------------------------------------------------------------------------
@@ -470,8 +490,8 @@ void Hub::Impl::handle(Peer& peer, Envelope& env) {
       break;
     default:
       ack(peer, env.id,
-          Status(Errc::protocol_error, std::string(kind_name(env.kind)) +
-                                           " is reserved for a later protocol version"));
+          Status(Errc::protocol_error,
+                 std::string(kind_name(env.kind)) + " is reserved for a later protocol version"));
       break;
   }
   update_gauges();
@@ -593,9 +613,9 @@ void Hub::Impl::send_to(Peer& peer, Outgoing& msg, bool droppable) {
       ++peer.dropped;
       events_dropped_.fetch_add(1, std::memory_order_relaxed);
     } else {
-      doom(peer, Status(Errc::slow_consumer,
-                        "more than " + std::to_string(opt_.high_water_mark) +
-                            " bytes queued for this peer; it reads too slowly"),
+      doom(peer,
+           Status(Errc::slow_consumer, "more than " + std::to_string(opt_.high_water_mark) +
+                                           " bytes queued for this peer; it reads too slowly"),
            true);
     }
     return;
@@ -679,6 +699,8 @@ void Hub::Impl::remove_peer(PeerId id, const Status& why, bool goaway) {
     if (peer->local->callbacks.on_state) peer->local->callbacks.on_state(PortState::closed, why);
     peer->local->callbacks = {};
   }
+  update_gauges();
+  report(peer->admitted ? PeerEvent::Type::left : PeerEvent::Type::rejected, *peer, why);
 }
 
 // --- Local peers ---------------------------------------------------------------------------
@@ -699,6 +721,7 @@ std::unique_ptr<Port> Hub::Impl::connect_local(LocalPeerInfo info, PortCallbacks
     link->id = peer->id;
     peers_.emplace(peer->id, std::move(peer));
     update_gauges();
+    report(PeerEvent::Type::joined, *peers_.at(link->id), {});
     if (link->callbacks.on_state) link->callbacks.on_state(PortState::connected, {});
     assigned.set_value(link->id);
   });
@@ -735,12 +758,24 @@ void Hub::Impl::remove_local(PeerId id) {
 // --- Hub facade ----------------------------------------------------------------------------
 
 Hub::Hub(HubOptions options) : impl_(std::make_shared<Impl>(std::move(options))) {}
-Hub::~Hub() { close(); }
-Status Hub::start() { return impl_->start(); }
-void Hub::close() { impl_->close(); }
-const std::string& Hub::endpoint() const { return impl_->endpoint(); }
-const std::string& Hub::token() const { return impl_->token(); }
-HubStats Hub::stats() const { return impl_->stats(); }
+Hub::~Hub() {
+  close();
+}
+Status Hub::start() {
+  return impl_->start();
+}
+void Hub::close() {
+  impl_->close();
+}
+const std::string& Hub::endpoint() const {
+  return impl_->endpoint();
+}
+const std::string& Hub::token() const {
+  return impl_->token();
+}
+HubStats Hub::stats() const {
+  return impl_->stats();
+}
 std::unique_ptr<Port> Hub::connect_local(LocalPeerInfo info, PortCallbacks callbacks) {
   return impl_->connect_local(std::move(info), std::move(callbacks));
 }

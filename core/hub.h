@@ -20,6 +20,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -31,6 +32,21 @@ namespace switchboard {
 
 enum class OverflowPolicy : std::uint8_t { drop, disconnect };
 
+// A change in the hub's membership, reported through HubOptions::on_peer on the I/O thread.
+struct PeerEvent {
+  enum class Type : std::uint8_t {
+    joined,    // completed the handshake (or joined locally)
+    left,      // an admitted peer went away; `reason` says why
+    rejected,  // closed before completing the handshake; `reason` says why
+  };
+  Type type = Type::joined;
+  std::uint64_t id = 0;
+  std::string role;
+  std::string name;
+  std::uint64_t pid = 0;
+  Status reason;
+};
+
 struct HubOptions {
   std::string endpoint;  // empty: default_endpoint(name)
   std::string token;     // empty: a fresh random token
@@ -41,11 +57,13 @@ struct HubOptions {
   std::size_t high_water_mark = 8u << 20;  // outbound bytes queued per peer
   OverflowPolicy overflow = OverflowPolicy::drop;
   std::size_t max_topic = 1024;
+  // Runs on the I/O thread for every join, leave and rejection; must not block or call close().
+  std::function<void(const PeerEvent&)> on_peer;
 };
 
 struct HubStats {
-  std::uint64_t peers = 0;          // admitted peers, socket and local
-  std::uint64_t handshaking = 0;    // connections that have not completed HELLO
+  std::uint64_t peers = 0;        // admitted peers, socket and local
+  std::uint64_t handshaking = 0;  // connections that have not completed HELLO
   std::uint64_t subscriptions = 0;
   std::uint64_t handlers = 0;
   std::uint64_t pending_invokes = 0;
@@ -55,7 +73,7 @@ struct HubStats {
   std::uint64_t frames_in = 0;
   std::uint64_t frames_out = 0;
   std::uint64_t writev_calls = 0;
-  std::uint64_t rejected = 0;        // connections closed by the handshake or a protocol error
+  std::uint64_t rejected = 0;  // connections closed by the handshake or a protocol error
 };
 
 struct LocalPeerInfo {

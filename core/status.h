@@ -16,26 +16,26 @@ namespace switchboard {
 enum class Errc : std::uint8_t {
   ok = 0,
   // Handshake and authentication.
-  auth_failed,          // wrong token or foreign user
-  version_mismatch,     // peer speaks another protocol version
-  handshake_timeout,    // no HELLO within the handshake deadline
+  auth_failed,        // wrong token or foreign user
+  version_mismatch,   // peer speaks another protocol version
+  handshake_timeout,  // no HELLO within the handshake deadline
   // Framing and decoding.
-  frame_too_large,      // a length prefix above the current limit
-  protocol_error,       // a frame that is not a valid envelope, or a kind out of place
+  frame_too_large,  // a length prefix above the current limit
+  protocol_error,   // a frame that is not a valid envelope, or a kind out of place
   // Routing.
-  no_handler,           // INVOKE for a name nobody registered
-  already_registered,   // REGISTER for a name another peer serves
-  connection_lost,      // the peer that was to answer went away
-  slow_consumer,        // outbound high-water mark exceeded under the disconnect policy
-  limit_exceeded,       // a configured per-peer limit (subscriptions, pending invokes...)
-  offline_queue_full,   // client: too many events waiting for a reconnect
+  no_handler,          // INVOKE for a name nobody registered
+  already_registered,  // REGISTER for a name another peer serves
+  connection_lost,     // the peer that was to answer went away
+  slow_consumer,       // outbound high-water mark exceeded under the disconnect policy
+  limit_exceeded,      // a configured per-peer limit (subscriptions, pending invokes...)
+  offline_queue_full,  // client: too many events waiting for a reconnect
   // Endpoint and I/O.
-  endpoint_in_use,      // another hub is live on this endpoint
-  endpoint_unsafe,      // the runtime directory or socket path fails the ownership checks
-  invalid_argument,     // a caller passed something the API cannot take
-  io_error,             // an OS call failed; the message carries errno's text
-  closed,               // the object was closed
-  shutting_down,        // the hub is going away (GOAWAY reason)
+  endpoint_in_use,   // another hub is live on this endpoint
+  endpoint_unsafe,   // the runtime directory or socket path fails the ownership checks
+  invalid_argument,  // a caller passed something the API cannot take
+  io_error,          // an OS call failed; the message carries errno's text
+  closed,            // the object was closed
+  shutting_down,     // the hub is going away (GOAWAY reason)
 };
 
 // Stable protocol name of a code, e.g. "E_NO_HANDLER".

@@ -158,20 +158,20 @@ Status clear_stale_socket(const std::string& path) {
 
 class UnixListener final : public Listener {
  public:
-  UnixListener(asio::io_context& io, std::string path)
-      : acceptor_(io), path_(std::move(path)) {}
+  UnixListener(asio::io_context& io, std::string path) : acceptor_(io), path_(std::move(path)) {}
   ~UnixListener() override { close(); }
 
   Status open() {
     if (path_.empty() || path_[0] == '\0') {
-      return Status(Errc::invalid_argument, "endpoint must be a filesystem path; abstract socket "
-                                            "names are refused because any user could bind them");
+      return Status(Errc::invalid_argument,
+                    "endpoint must be a filesystem path; abstract socket "
+                    "names are refused because any user could bind them");
     }
     if (path_.size() >= sizeof(sockaddr_un::sun_path)) {
-      return Status(Errc::invalid_argument,
-                    "endpoint path is " + std::to_string(path_.size()) +
-                        " bytes; Unix sockets allow at most " +
-                        std::to_string(sizeof(sockaddr_un::sun_path) - 1) + ": choose a shorter one");
+      return Status(Errc::invalid_argument, "endpoint path is " + std::to_string(path_.size()) +
+                                                " bytes; Unix sockets allow at most " +
+                                                std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
+                                                ": choose a shorter one");
     }
     if (Status s = check_private_dir(parent_dir(path_)); !s.ok()) return s;
     if (Status s = clear_stale_socket(path_); !s.ok()) return s;
@@ -201,16 +201,16 @@ class UnixListener final : public Listener {
   }
 
   void accept(AcceptHandler handler) override {
-    acceptor_.async_accept([handler = std::move(handler)](std::error_code ec,
-                                                          Protocol::socket socket) {
-      if (ec) {
-        handler(Status(ec == asio::error::operation_aborted ? Errc::closed : Errc::io_error,
-                       "accept: " + ec.message()),
-                nullptr);
-        return;
-      }
-      handler({}, std::make_unique<UnixStream>(std::move(socket)));
-    });
+    acceptor_.async_accept(
+        [handler = std::move(handler)](std::error_code ec, Protocol::socket socket) {
+          if (ec) {
+            handler(Status(ec == asio::error::operation_aborted ? Errc::closed : Errc::io_error,
+                           "accept: " + ec.message()),
+                    nullptr);
+            return;
+          }
+          handler({}, std::make_unique<UnixStream>(std::move(socket)));
+        });
   }
 
   void close() override {
@@ -269,7 +269,8 @@ std::string default_endpoint(const std::string& name) {
   std::string base = (runtime && *runtime) ? runtime : "/tmp";
   std::string dir = base + "/switchboard-" + std::to_string(::geteuid());
   std::string safe;
-  for (char c : name) safe.push_back((std::isalnum(static_cast<unsigned char>(c)) || c == '-') ? c : '_');
+  for (char c : name)
+    safe.push_back((std::isalnum(static_cast<unsigned char>(c)) || c == '-') ? c : '_');
   if (safe.empty()) safe = "hub";
   if (safe.size() > 32) safe.resize(32);
   return dir + "/" + safe + "-" + std::to_string(::getpid()) + ".sock";
