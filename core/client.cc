@@ -57,7 +57,7 @@ class Client::Impl {
   void connect_now();
   void on_connected(std::unique_ptr<Stream> stream);
   void on_frames(std::vector<SharedBuffer>& bodies);
-  void on_welcome(const Envelope& env);
+  Status on_welcome(const Envelope& env);
   void lost(const Status& why, bool fatal);
   void give_up(const Status& why);
   void drain();
@@ -84,6 +84,7 @@ class Client::Impl {
   bool welcomed_ = false;
   bool closing_ = false;
   int failures_ = 0;
+  std::size_t hub_max_frame_ = kDefaultMaxFrame;
   std::set<std::string> subscriptions_;
   std::set<std::string> handlers_;
   std::unordered_set<std::uint64_t> in_flight_;
@@ -210,7 +211,7 @@ void Client::Impl::on_frames(std::vector<SharedBuffer>& bodies) {
   std::optional<Status> goaway;
   for (const SharedBuffer& body : bodies) {
     Envelope env;
-    if (Status s = decode_envelope(body, env, DecodeLimits{opt_.max_frame}); !s.ok()) {
+    if (Status s = decode_envelope(body, env, DecodeLimits{}); !s.ok()) {
       goaway = Status(Errc::protocol_error, "the hub sent a malformed frame: " + s.message());
       break;
     }
@@ -223,7 +224,10 @@ void Client::Impl::on_frames(std::vector<SharedBuffer>& bodies) {
         goaway = Status(Errc::protocol_error, "expected WELCOME from the hub");
         break;
       }
-      on_welcome(env);
+      if (Status s = on_welcome(env); !s.ok()) {
+        goaway = s;
+        break;
+      }
       continue;
     }
     switch (env.kind) {
@@ -253,9 +257,19 @@ void Client::Impl::on_frames(std::vector<SharedBuffer>& bodies) {
   }
 }
 
-void Client::Impl::on_welcome(const Envelope& env) {
+Status Client::Impl::on_welcome(const Envelope& env) {
   Welcome w;
-  (void)decode_welcome(env.payload, w);
+  if (Status s = decode_welcome(env.payload, w); !s.ok()) return s;
+  if (w.protocol != kProtocolVersion) {
+    return Status(Errc::version_mismatch, "the hub speaks protocol " + std::to_string(w.protocol) +
+                                              ", this client speaks " +
+                                              std::to_string(kProtocolVersion));
+  }
+  // Frames from the hub may be as large as the hub allows; ours must fit its limit too.
+  if (w.max_frame > 0) {
+    conn_->set_max_frame(w.max_frame);
+    hub_max_frame_ = w.max_frame;
+  }
   welcomed_ = true;
   failures_ = 0;
   backoff_.reset();
@@ -287,6 +301,7 @@ void Client::Impl::on_welcome(const Envelope& env) {
   offline_gauge_.store(0);
   for (Envelope& e : queued) send_now(e);
   set_state(PortState::connected, {});
+  return {};
 }
 
 void Client::Impl::lost(const Status& why, bool fatal) {
@@ -300,8 +315,14 @@ void Client::Impl::lost(const Status& why, bool fatal) {
     conn_.reset();
   }
   {
+    // Frames submitted while online but not yet sent become the offline queue: keep only what
+    // the offline queue may hold (replies answer calls the hub has already failed) and count it.
     std::lock_guard lock(mutex_);
     online_ = false;
+    std::erase_if(inbox_, [](const Envelope& e) { return !queued_offline(e.kind); });
+    inbox_bytes_ = 0;
+    for (const Envelope& e : inbox_) inbox_bytes_ += frame_cost(e);
+    offline_gauge_.store(inbox_.size());
   }
   if (!in_flight_.empty()) {
     std::vector<Envelope> failed;
@@ -422,7 +443,24 @@ void Client::Impl::send_now(Envelope& env) {
       break;
   }
   WireFrame f;
-  if (Status s = encode_frame(env, f); !s.ok()) return;
+  Status s = encode_frame(env, f);
+  if (s.ok() && f.size() - kFrameHeaderSize > hub_max_frame_) {
+    s = Status(Errc::frame_too_large,
+               "a " + std::string(kind_name(env.kind)) + " of " + std::to_string(f.size()) +
+                   " bytes exceeds the hub's frame limit of " + std::to_string(hub_max_frame_) +
+                   " bytes; send large data in pieces");
+  }
+  if (!s.ok()) {
+    // The hub would close the connection over it: refuse it here, and answer an invoke so its
+    // caller is not left waiting.
+    if (env.kind == Kind::invoke) {
+      in_flight_.erase(env.id);
+      std::vector<Envelope> failed;
+      failed.push_back(local_error(env.id, s.code(), s.message()));
+      if (cb_.on_batch) cb_.on_batch(failed);
+    }
+    return;
+  }
   if (conn_) conn_->send(std::move(f));
 }
 

@@ -138,11 +138,13 @@ class EnvelopeVisitor : public msgpack::null_visitor {
 std::string_view kind_name(Kind kind) {
   auto i = static_cast<std::size_t>(kind);
   if (i < kKindNames.size() && !kKindNames[i].empty()) return kKindNames[i];
-  return "UNKNOWN";
+  return is_reserved_kind(kind) ? "RESERVED" : "UNKNOWN";
 }
 
 bool is_known_kind(std::uint64_t value) {
-  return value < kKindNames.size() && !kKindNames[value].empty();
+  // Every number of the reserved ranges decodes, named or not, so that a newer peer using one
+  // gets an E_PROTOCOL answer from this hub rather than a closed connection.
+  return (value < kKindNames.size() && !kKindNames[value].empty()) || (value >= 16 && value < 48);
 }
 
 bool is_reserved_kind(Kind kind) {

@@ -1,4 +1,5 @@
-// Unix domain socket transport (Linux, macOS). See transport.h for the contract.
+// Unix domain socket transport for Linux. See transport.h for the contract. A macOS port would
+// replace SO_PEERCRED with getpeereid() and MSG_NOSIGNAL with SO_NOSIGPIPE.
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -7,7 +8,10 @@
 
 #include <asio/local/stream_protocol.hpp>
 
+#include <cctype>
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <utility>

@@ -159,6 +159,21 @@ TEST(Client, InFlightInvokesFailAsConnectionLostExactlyOnceWhenTheHubDies) {
   EXPECT_EQ(caller.client->stats().in_flight, 0u);
 }
 
+TEST(Client, AFrameOverTheHubsLimitIsRefusedLocallyAndItsInvokeAnswered) {
+  HubOptions opt;
+  opt.max_frame = 1024;
+  HubFixture f(opt);
+  TestClient c(*f.hub);
+  ASSERT_TRUE(c.send(make(Kind::invoke, "big", 41, std::string(2048, 'x'))).ok());
+  auto r = c.rec.wait_reply(41);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->topic, "E_FRAME_TOO_LARGE");
+  // The connection survived: the hub never saw the oversize frame.
+  auto ok = c.request(Kind::subscribe, "still-here");
+  ASSERT_TRUE(ok && ok->kind == Kind::result);
+  EXPECT_EQ(c.client->stats().connects, 1u);
+}
+
 TEST(Client, CloseFromAnyThreadStopsCallbacksAndJoins) {
   HubFixture f;
   auto c = std::make_unique<TestClient>(*f.hub);

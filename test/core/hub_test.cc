@@ -262,6 +262,20 @@ TEST(Routing, ReservedKindsAreAnsweredWithProtocolError) {
   ASSERT_TRUE(ok && ok->kind == Kind::result);
 }
 
+TEST(Routing, AnUnnamedReservedKindIsAnsweredNotDisconnected) {
+  HubFixture f;
+  RawPeer peer(f.hub->endpoint());
+  ASSERT_EQ(peer.handshake("test-token")->kind, Kind::welcome);
+  ASSERT_TRUE(peer.write(frame_bytes(make(static_cast<Kind>(29), "future", 5))));
+  auto reply = peer.read_frame();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->kind, Kind::error);
+  EXPECT_EQ(reply->id, 5u);
+  EXPECT_EQ(reply->topic, "E_PROTOCOL");
+  ASSERT_TRUE(peer.write(frame_bytes(make(Kind::ping, "", 6))));
+  EXPECT_EQ(peer.read_frame()->kind, Kind::pong);
+}
+
 TEST(Routing, PingIsAnsweredWithPong) {
   HubFixture f;
   RawPeer peer(f.hub->endpoint());
