@@ -5,6 +5,7 @@
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <future>
 #include <mutex>
@@ -225,9 +226,11 @@ Status Hub::Impl::start() {
   if (opt_.max_frame == 0 || opt_.max_frame > kMaxFrameLimit) {
     return Status(Errc::invalid_argument, "max_frame must be between 1 and 4294967295 bytes");
   }
-  if (opt_.handshake_max_frame == 0 || opt_.handshake_max_frame > opt_.max_frame) {
-    return Status(Errc::invalid_argument, "handshake_max_frame must be between 1 and max_frame");
+  if (opt_.handshake_max_frame == 0) {
+    return Status(Errc::invalid_argument, "handshake_max_frame must be positive");
   }
+  // Nothing may be larger before the handshake than after it.
+  opt_.handshake_max_frame = std::min(opt_.handshake_max_frame, opt_.max_frame);
   if (opt_.high_water_mark == 0) {
     return Status(Errc::invalid_argument, "high_water_mark must be positive");
   }
@@ -494,7 +497,6 @@ void Hub::Impl::handle(Peer& peer, Envelope& env) {
                  std::string(kind_name(env.kind)) + " is reserved for a later protocol version"));
       break;
   }
-  update_gauges();
 }
 
 void Hub::Impl::route_event(Peer& from, Envelope& env) {

@@ -52,7 +52,7 @@ struct HubOptions {
   std::string token;     // empty: a fresh random token
   std::string name = "hub";
   std::size_t max_frame = kDefaultMaxFrame;
-  std::size_t handshake_max_frame = kHandshakeMaxFrame;
+  std::size_t handshake_max_frame = kHandshakeMaxFrame;  // clamped to max_frame
   std::chrono::milliseconds handshake_timeout{2000};
   std::size_t high_water_mark = 8u << 20;  // outbound bytes queued per peer
   OverflowPolicy overflow = OverflowPolicy::drop;
