@@ -42,6 +42,7 @@ TEST(Client, WrongTokenGivesUpWithAnAuthErrorInsteadOfRetrying) {
   EXPECT_EQ(c.rec.last_status().code(), Errc::auth_failed);
   EXPECT_EQ(c.client->stats().attempts, 1u);
   EXPECT_EQ(c.client->submit({}).code(), Errc::closed);
+  ASSERT_TRUE(f.peers.wait(PeerEvent::Type::rejected, 1));
 }
 
 TEST(Client, GivesUpAfterMaxAttemptsWhenToldTo) {
@@ -65,6 +66,7 @@ TEST(Client, KeepsRetryingByDefaultAndConnectsWhenTheHubAppears) {
 
 TEST(Client, HubRestartReconnectsResubscribesAndReceivesAgain) {
   TempDir dir;
+  PeerLog peers;  // declared before the hub that reports into it
   auto hub = std::make_unique<Hub>(fixed(dir));
   ASSERT_TRUE(hub->start().ok());
   TestClient pub(hub->endpoint(), hub->token(), true, quick_backoff());
@@ -78,7 +80,6 @@ TEST(Client, HubRestartReconnectsResubscribesAndReceivesAgain) {
   hub->close();
   ASSERT_TRUE(pub.rec.wait_state(PortState::reconnecting));
   ASSERT_TRUE(sub.rec.wait_state(PortState::reconnecting));
-  PeerLog peers;
   HubOptions opt = fixed(dir);
   opt.on_peer = peers.hook();
   hub = std::make_unique<Hub>(opt);
