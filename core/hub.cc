@@ -601,6 +601,8 @@ void Hub::Impl::send_to(Peer& peer, Envelope env) {
 void Hub::Impl::send_to(Peer& peer, Outgoing& msg, bool droppable) {
   if (peer.local) {
     if (peer.local->closed) return;
+    // The local peer is drained every I/O turn, so it has no mark and is never dropped.
+    if (droppable) events_routed_.fetch_add(1, std::memory_order_relaxed);
     peer.local->outbox.push_back(msg.env);
     if (!peer.local->flush_scheduled) {
       peer.local->flush_scheduled = true;

@@ -123,6 +123,10 @@ Status check_private_dir(const std::string& dir) {
   return {};
 }
 
+int cloexec_socket() {
+  return ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+}
+
 std::string parent_dir(const std::string& path) {
   auto slash = path.find_last_of('/');
   if (slash == std::string::npos) return ".";
@@ -180,8 +184,16 @@ class UnixListener final : public Listener {
     if (Status s = check_private_dir(parent_dir(path_)); !s.ok()) return s;
     if (Status s = clear_stale_socket(path_); !s.ok()) return s;
     std::error_code ec;
-    acceptor_.open(Protocol(), ec);
-    if (!ec) acceptor_.bind(Protocol::endpoint(path_), ec);
+    // Asio opens sockets without SOCK_CLOEXEC: every process this one spawns (an Electron utility
+    // process, a Next.js server) would inherit the listener. Open it ourselves and hand it over.
+    int fd = cloexec_socket();
+    if (fd < 0) return errno_status("socket", errno);
+    acceptor_.assign(Protocol(), fd, ec);
+    if (ec) {
+      ::close(fd);
+      return Status(Errc::io_error, "socket: " + ec.message());
+    }
+    acceptor_.bind(Protocol::endpoint(path_), ec);
     if (ec) {
       if (ec == std::errc::address_in_use) {
         return Status(Errc::endpoint_in_use, "another hub bound " + path_ + " first");
@@ -205,16 +217,35 @@ class UnixListener final : public Listener {
   }
 
   void accept(AcceptHandler handler) override {
-    acceptor_.async_accept(
-        [handler = std::move(handler)](std::error_code ec, Protocol::socket socket) {
-          if (ec) {
-            handler(Status(ec == asio::error::operation_aborted ? Errc::closed : Errc::io_error,
-                           "accept: " + ec.message()),
-                    nullptr);
-            return;
-          }
-          handler({}, std::make_unique<UnixStream>(std::move(socket)));
-        });
+    // Wait for readiness and accept4() ourselves, so the new socket is close-on-exec from birth
+    // (asio's accept would leave a window in which a concurrent spawn inherits it).
+    acceptor_.async_wait(Protocol::acceptor::wait_read, [this, handler = std::move(handler)](
+                                                            std::error_code ec) mutable {
+      if (ec) {
+        handler(Status(ec == asio::error::operation_aborted ? Errc::closed : Errc::io_error,
+                       "accept: " + ec.message()),
+                nullptr);
+        return;
+      }
+      int fd = ::accept4(acceptor_.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (fd < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED) {
+          accept(std::move(handler));  // spurious wake-up or a peer that gave up: wait again
+          return;
+        }
+        handler(errno_status("accept", errno), nullptr);
+        return;
+      }
+      Protocol::socket socket(acceptor_.get_executor());
+      std::error_code assign_ec;
+      socket.assign(Protocol(), fd, assign_ec);
+      if (assign_ec) {
+        ::close(fd);
+        handler(Status(Errc::io_error, "accept: " + assign_ec.message()), nullptr);
+        return;
+      }
+      handler({}, std::make_unique<UnixStream>(std::move(socket)));
+    });
   }
 
   void close() override {
@@ -257,6 +288,13 @@ void connect_endpoint(asio::io_context& io, const std::string& endpoint, Connect
     return;
   }
   auto socket = std::make_shared<Protocol::socket>(io);
+  int fd = cloexec_socket();  // see UnixListener::open: no inheritance by spawned processes
+  std::error_code assign_ec;
+  if (fd < 0 || (socket->assign(Protocol(), fd, assign_ec), assign_ec)) {
+    if (fd >= 0) ::close(fd);
+    handler(errno_status("socket", errno), nullptr);
+    return;
+  }
   socket->async_connect(
       Protocol::endpoint(endpoint),
       [socket, endpoint, handler = std::move(handler)](std::error_code ec) {

@@ -2,6 +2,7 @@
 // before removal, live ones and foreign files left alone, no abstract names, foreign users out.
 #include "transport.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -117,6 +118,28 @@ TEST(Endpoint, RefusesAbstractAndOverlongNames) {
   std::unique_ptr<Hub> hub;
   EXPECT_EQ(start_hub_at(std::string("\0abstract", 9), hub).code(), Errc::invalid_argument);
   EXPECT_EQ(start_hub_at("/tmp/" + std::string(200, 'x'), hub).code(), Errc::invalid_argument);
+}
+
+// A process the hub's process spawns (a utility process, a Next.js server) must not inherit the
+// listener or any connection: a disconnected peer would never see EOF, and a dead hub's listener
+// would live on in its children.
+TEST(Endpoint, NoSocketOfTheCoreIsInheritedByASpawnedProcess) {
+  HubFixture f;
+  TestClient client(*f.hub);
+  RawPeer raw(f.hub->endpoint());  // RawPeer itself opens with SOCK_CLOEXEC
+  ASSERT_EQ(raw.handshake("test-token")->kind, Kind::welcome);
+  int sockets = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    auto target = std::filesystem::read_symlink(entry.path(), ec);
+    if (ec || target.string().rfind("socket:", 0) != 0) continue;
+    int fd = std::stoi(entry.path().filename().string());
+    int flags = ::fcntl(fd, F_GETFD);
+    if (flags < 0) continue;  // closed since the listing
+    ++sockets;
+    EXPECT_TRUE(flags & FD_CLOEXEC) << "socket fd " << fd << " would be inherited";
+  }
+  EXPECT_GE(sockets, 5);  // the listener, two ends of the client, two ends of the raw peer
 }
 
 TEST(Endpoint, DefaultEndpointIsPerUserAndPerProcess) {
