@@ -3,6 +3,7 @@
 #include <msgpack.hpp>
 
 #include <array>
+#include <cstring>
 #include <exception>
 #include <limits>
 #include <memory>
@@ -28,6 +29,7 @@ constexpr std::array<std::string_view, 48> make_kind_names() {
   names[12] = "PING";
   names[13] = "PONG";
   names[14] = "GOAWAY";
+  names[15] = "PEER";
   names[16] = "STREAM_OPEN";
   names[17] = "STREAM_DATA";
   names[18] = "STREAM_CREDIT";
@@ -48,6 +50,29 @@ struct BufferWriter {
   Buffer* buf;
   void write(const char* data, std::size_t size) { buf->append(data, size); }
 };
+
+// A sink for msgpack::packer that writes into memory the caller sized with frame_size_bound().
+struct RawWriter {
+  std::uint8_t* at;
+  void write(const char* data, std::size_t size) {
+    std::memcpy(at, data, size);
+    at += size;
+  }
+};
+
+// Packs the envelope up to and including the payload's bin header.
+template <typename Writer>
+void pack_head(msgpack::packer<Writer>& pk, const Envelope& env) {
+  pk.pack_array(7);
+  pk.pack_uint32(kProtocolVersion);
+  pk.pack_uint8(static_cast<std::uint8_t>(env.kind));
+  pk.pack_uint64(env.id);
+  pk.pack_str(static_cast<std::uint32_t>(env.topic.size()));
+  pk.pack_str_body(env.topic.data(), static_cast<std::uint32_t>(env.topic.size()));
+  pk.pack_uint32(env.flags);
+  pk.pack_uint64(env.sender);
+  pk.pack_bin(static_cast<std::uint32_t>(env.payload.size));
+}
 
 // Walks the envelope array without building a msgpack::object: no allocation, no exceptions.
 // Anything but the exact v1 shape makes a visit return false, which stops the parse.
@@ -156,20 +181,12 @@ Status encode_frame(const Envelope& env, WireFrame& out) {
   auto head = std::make_shared<Buffer>();
   head->reserve(kFrameHeaderSize + 32 + env.topic.size());
   head->resize(kFrameHeaderSize);  // length prefix, filled in below
-  BufferWriter writer{head.get()};
-  msgpack::packer<BufferWriter> pk(writer);
-  pk.pack_array(7);
-  pk.pack_uint32(kProtocolVersion);
-  pk.pack_uint8(static_cast<std::uint8_t>(env.kind));
-  pk.pack_uint64(env.id);
-  pk.pack_str(static_cast<std::uint32_t>(env.topic.size()));
-  pk.pack_str_body(env.topic.data(), static_cast<std::uint32_t>(env.topic.size()));
-  pk.pack_uint32(env.flags);
-  pk.pack_uint64(env.sender);
   if (env.payload.size > kMaxFrameLimit) {
     return Status(Errc::frame_too_large, "payload does not fit a 32-bit frame length");
   }
-  pk.pack_bin(static_cast<std::uint32_t>(env.payload.size));
+  BufferWriter writer{head.get()};
+  msgpack::packer<BufferWriter> pk(writer);
+  pack_head(pk, env);
   std::size_t body = head->size() - kFrameHeaderSize + env.payload.size;
   if (body > kMaxFrameLimit) {
     return Status(Errc::frame_too_large, "envelope does not fit a 32-bit frame length");
@@ -180,14 +197,30 @@ Status encode_frame(const Envelope& env, WireFrame& out) {
   return {};
 }
 
-Status decode_envelope(const SharedBuffer& body, Envelope& out, const DecodeLimits& limits) {
-  if (!body || body->empty()) return Status(Errc::protocol_error, "empty frame");
+std::size_t frame_size_bound(const Envelope& env) {
+  // prefix 4 + array 1 + version 1 + kind 2 + id 9 + str header 5 + flags 5 + sender 9 + bin
+  // header 5, plus the topic and the payload.
+  return 41 + env.topic.size() + env.payload.size;
+}
+
+std::size_t encode_frame_into(const Envelope& env, std::uint8_t* out) {
+  RawWriter writer{out + kFrameHeaderSize};
+  msgpack::packer<RawWriter> pk(writer);
+  pack_head(pk, env);
+  if (env.payload.size > 0)
+    writer.write(reinterpret_cast<const char*>(env.payload.data), env.payload.size);
+  std::size_t total = static_cast<std::size_t>(writer.at - out);
+  put_frame_header(out, total - kFrameHeaderSize);
+  return total;
+}
+
+Status decode_envelope(const Slice& body, Envelope& out, const DecodeLimits& limits) {
+  if (body.size == 0) return Status(Errc::protocol_error, "empty frame");
   EnvelopeVisitor visitor(out, limits);
   std::size_t off = 0;
   bool parsed = false;
   try {
-    parsed =
-        msgpack::parse(reinterpret_cast<const char*>(body->data()), body->size(), off, visitor);
+    parsed = msgpack::parse(reinterpret_cast<const char*>(body.data), body.size, off, visitor);
   } catch (const std::exception& e) {
     return Status(Errc::protocol_error, std::string("malformed envelope: ") + e.what());
   }
@@ -197,7 +230,7 @@ Status decode_envelope(const SharedBuffer& body, Envelope& out, const DecodeLimi
                   "payload] with a known kind and a topic of at most " +
                       std::to_string(limits.max_topic) + " bytes");
   }
-  if (off != body->size()) {
+  if (off != body.size) {
     return Status(Errc::protocol_error, "malformed envelope: trailing bytes after the envelope");
   }
   if (visitor.version() != kProtocolVersion) {
@@ -205,8 +238,9 @@ Status decode_envelope(const SharedBuffer& body, Envelope& out, const DecodeLimi
                                               ", this peer speaks " +
                                               std::to_string(kProtocolVersion));
   }
-  out.payload =
-      visitor.payload_ptr() ? Slice(body, visitor.payload_ptr(), visitor.payload_size()) : Slice();
+  out.payload = visitor.payload_ptr()
+                    ? Slice(body.owner, visitor.payload_ptr(), visitor.payload_size())
+                    : Slice();
   return {};
 }
 

@@ -39,6 +39,7 @@ enum class Kind : std::uint8_t {
   ping = 12,        // either side; answered with pong carrying the same id
   pong = 13,        //
   goaway = 14,      // the sender is closing the connection; topic is the reason code
+  peer = 15,        // hub -> peers: a peer joined or left (id, role, name, pid); see handshake.h
   // 16..31 are reserved for streams and 32..47 for shared state (docs/PROTOCOL.md). A hub of this
   // version answers them with E_PROTOCOL.
   stream_open = 16,
@@ -90,7 +91,14 @@ struct DecodeLimits {
   std::size_t max_topic = kDefaultMaxTopic;
 };
 
-// Decodes one frame body. On success `out.payload` points into `body`.
-Status decode_envelope(const SharedBuffer& body, Envelope& out, const DecodeLimits& limits = {});
+// Decodes one frame body. On success `out.payload` points into `body` and shares its owner.
+Status decode_envelope(const Slice& body, Envelope& out, const DecodeLimits& limits = {});
+
+// The most bytes encode_frame_into() can write for `env` (length prefix included).
+std::size_t frame_size_bound(const Envelope& env);
+// Writes `env` as one whole frame (prefix, envelope, payload) into `out`, which must have room
+// for frame_size_bound(env) bytes; returns the bytes written. For handing a batch to a consumer
+// as one contiguous buffer with a single copy of each payload.
+std::size_t encode_frame_into(const Envelope& env, std::uint8_t* out);
 
 }  // namespace switchboard

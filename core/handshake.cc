@@ -126,6 +126,40 @@ Status decode_welcome(const Slice& payload, Welcome& out) {
   });
 }
 
+Slice encode_peer_info(const PeerInfo& info) {
+  auto buf = std::make_shared<Buffer>();
+  BufferWriter w{buf.get()};
+  msgpack::packer<BufferWriter> pk(w);
+  pk.pack_map(5);
+  pack_kv(pk, "id", info.id);
+  pack_kv(pk, "role", info.role);
+  pack_kv(pk, "name", info.name);
+  pack_kv(pk, "pid", info.pid);
+  pk.pack_str(2);
+  pk.pack_str_body("up", 2);
+  if (info.up) {
+    pk.pack_true();
+  } else {
+    pk.pack_false();
+  }
+  return Slice(std::move(buf));
+}
+
+Status decode_peer_info(const Slice& payload, PeerInfo& out) {
+  return for_each_entry(payload, "PEER", [&](std::string_view key, const msgpack::object& v) {
+    if (key == "id")
+      read_uint(v, out.id);
+    else if (key == "role")
+      read_str(v, out.role);
+    else if (key == "name")
+      read_str(v, out.name);
+    else if (key == "pid")
+      read_uint(v, out.pid);
+    else if (key == "up" && v.type == msgpack::type::BOOLEAN)
+      out.up = v.via.boolean;
+  });
+}
+
 Slice encode_message(std::string_view message) {
   auto buf = std::make_shared<Buffer>();
   BufferWriter w{buf.get()};

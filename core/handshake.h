@@ -31,10 +31,22 @@ struct Welcome {
   std::uint64_t max_frame = 0;
 };
 
+// The payload of a PEER frame: who joined or left. The hub sends every admitted peer the peers
+// already present right after WELCOME, then one PEER per join and leave.
+struct PeerInfo {
+  std::uint64_t id = 0;
+  std::string role;
+  std::string name;
+  std::uint64_t pid = 0;
+  bool up = true;
+};
+
 Slice encode_hello(const Hello& hello);
 Status decode_hello(const Slice& payload, Hello& out);
 Slice encode_welcome(const Welcome& welcome);
 Status decode_welcome(const Slice& payload, Welcome& out);
+Slice encode_peer_info(const PeerInfo& info);
+Status decode_peer_info(const Slice& payload, PeerInfo& out);
 
 // Hub-raised ERROR and GOAWAY frames carry a msgpack str with a human-readable message.
 Slice encode_message(std::string_view message);

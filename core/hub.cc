@@ -139,6 +139,10 @@ class Hub::Impl : public std::enable_shared_from_this<Hub::Impl> {
   void remove_peer(PeerId id, const Status& why, bool goaway);
   void shutdown();
   void update_gauges();
+  // Tells `to` about `about` (up or down) with a PEER frame.
+  void announce(Peer& to, const Peer& about, bool up);
+  // Tells every admitted peer but `about` itself, and tells `about` who is already there.
+  void announce_join(Peer& about);
   void report(PeerEvent::Type type, const Peer& peer, const Status& why);
   Peer* find(PeerId id) {
     auto it = peers_.find(id);
@@ -289,6 +293,23 @@ HubStats Hub::Impl::stats() const {
   return s;
 }
 
+void Hub::Impl::announce(Peer& to, const Peer& about, bool up) {
+  Envelope e;
+  e.kind = Kind::peer;
+  e.id = about.id;
+  e.topic = about.role;
+  e.payload = encode_peer_info(PeerInfo{about.id, about.role, about.name, about.pid, up});
+  send_to(to, std::move(e));
+}
+
+void Hub::Impl::announce_join(Peer& about) {
+  for (auto& [id, other] : peers_) {
+    if (id == about.id || !other->admitted || other->closing) continue;
+    announce(*other, about, true);
+    announce(about, *other, true);
+  }
+}
+
 void Hub::Impl::report(PeerEvent::Type type, const Peer& peer, const Status& why) {
   if (!opt_.on_peer) return;
   PeerEvent ev;
@@ -437,6 +458,7 @@ void Hub::Impl::handshake(Peer& peer, const SharedBuffer& body) {
   reply.kind = Kind::welcome;
   reply.payload = encode_welcome(w);
   send_to(peer, std::move(reply));
+  announce_join(peer);
   update_gauges();
   report(PeerEvent::Type::joined, peer, {});
 }
@@ -483,6 +505,9 @@ void Hub::Impl::handle(Peer& peer, Envelope& env) {
       break;
     }
     case Kind::pong:
+      break;
+    case Kind::peer:
+      ack(peer, env.id, Status(Errc::protocol_error, "PEER frames come from the hub only"));
       break;
     case Kind::goaway:
       doom(peer, Status(Errc::closed, "peer said goodbye"), false);
@@ -667,6 +692,11 @@ void Hub::Impl::remove_peer(PeerId id, const Status& why, bool goaway) {
     }
   }
   router_.remove_peer(id);
+  if (peer->admitted) {
+    for (auto& [other_id, other] : peers_) {
+      if (other->admitted && !other->closing) announce(*other, *peer, false);
+    }
+  }
   // Callers waiting on this peer fail now, not at their timeout.
   for (std::uint64_t call_id : peer->serving) {
     auto it = calls_.find(call_id);
@@ -725,7 +755,9 @@ std::unique_ptr<Port> Hub::Impl::connect_local(LocalPeerInfo info, PortCallbacks
     link->id = peer->id;
     peers_.emplace(peer->id, std::move(peer));
     update_gauges();
-    report(PeerEvent::Type::joined, *peers_.at(link->id), {});
+    Peer& joined = *peers_.at(link->id);
+    announce_join(joined);
+    report(PeerEvent::Type::joined, joined, {});
     if (link->callbacks.on_state) link->callbacks.on_state(PortState::connected, {});
     assigned.set_value(link->id);
   });

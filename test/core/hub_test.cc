@@ -276,6 +276,34 @@ TEST(Routing, AnUnnamedReservedKindIsAnsweredNotDisconnected) {
   EXPECT_EQ(peer.read_frame()->kind, Kind::pong);
 }
 
+TEST(Routing, PeersLearnWhoJoinsAndLeaves) {
+  HubFixture f;
+  TestClient a(*f.hub);
+  ClientOptions named;
+  named.role = "worker";
+  named.name = "crunch";
+  auto b = std::make_unique<TestClient>(f.hub->endpoint(), f.hub->token(), true, named);
+  std::uint64_t b_id = b->client->peer_id();
+  ASSERT_TRUE(a.rec.wait_count(Kind::peer, 1));
+  ASSERT_TRUE(b->rec.wait_count(Kind::peer, 1));
+  auto told_a = a.rec.of_kind(Kind::peer)[0];
+  PeerInfo info;
+  ASSERT_TRUE(decode_peer_info(Slice::copy_of(told_a.payload), info).ok());
+  EXPECT_EQ(info.id, b_id);
+  EXPECT_EQ(info.role, "worker");
+  EXPECT_EQ(info.name, "crunch");
+  EXPECT_EQ(info.pid, static_cast<std::uint64_t>(::getpid()));  // from SO_PEERCRED
+  EXPECT_TRUE(info.up);
+  auto told_b = b->rec.of_kind(Kind::peer)[0];
+  EXPECT_EQ(told_b.id, a.client->peer_id());  // b learns who was already there
+  b.reset();
+  ASSERT_TRUE(a.rec.wait_count(Kind::peer, 2));
+  PeerInfo gone;
+  ASSERT_TRUE(decode_peer_info(Slice::copy_of(a.rec.of_kind(Kind::peer)[1].payload), gone).ok());
+  EXPECT_EQ(gone.id, b_id);
+  EXPECT_FALSE(gone.up);
+}
+
 TEST(Routing, PingIsAnsweredWithPong) {
   HubFixture f;
   RawPeer peer(f.hub->endpoint());

@@ -268,6 +268,7 @@ class RawPeer {
   RawPeer& operator=(const RawPeer&) = delete;
 
   bool connected() const { return connected_; }
+  int peers_seen = 0;
   int fd() const { return fd_; }
   void close() {
     if (fd_ >= 0) ::close(fd_);
@@ -281,14 +282,19 @@ class RawPeer {
     }
     return true;
   }
-  // Reads one whole frame; nullopt at EOF, error or timeout.
-  std::optional<Envelope> read_frame() {
+  // Reads one whole frame; nullopt at EOF, error or timeout. PEER announcements are skipped
+  // (and counted) unless `keep_peers`.
+  std::optional<Envelope> read_frame(bool keep_peers = false) {
     for (;;) {
       if (!frames_.empty()) {
         SharedBuffer body = frames_.front();
         frames_.erase(frames_.begin());
         Envelope env;
         if (!decode_envelope(body, env, DecodeLimits{1u << 20}).ok()) return std::nullopt;
+        if (env.kind == Kind::peer && !keep_peers) {
+          ++peers_seen;
+          continue;
+        }
         return env;
       }
       std::uint8_t buf[65536];
