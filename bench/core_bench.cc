@@ -344,12 +344,12 @@ void BM_HubEvents(benchmark::State& state) {
 
   if (!round()) return;  // warm-up: connections, allocator, page faults
   const sb::HubStats hub0 = bus.hub().stats();
-  const sb::ClientStats a0 = bus.a().stats();
+  const sb::PortStats a0 = bus.a().stats();
   for (auto _ : state) {
     if (!round()) break;
   }
   const sb::HubStats hub1 = bus.hub().stats();
-  const sb::ClientStats a1 = bus.a().stats();
+  const sb::PortStats a1 = bus.a().stats();
 
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
   state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(n * kPayloadSize));

@@ -51,7 +51,7 @@ class Client::Impl {
   Status submit(std::vector<Envelope> batch);
   void close();
   std::uint64_t peer_id() const { return peer_id_.load(); }
-  ClientStats stats() const;
+  PortStats stats() const;
 
  private:
   void connect_now();
@@ -148,8 +148,8 @@ void Client::Impl::shutdown() {
   state_.store(PortState::closed);
 }
 
-ClientStats Client::Impl::stats() const {
-  ClientStats s;
+PortStats Client::Impl::stats() const {
+  PortStats s;
   s.connects = connects_.load();
   s.attempts = attempts_.load();
   s.offline_queued = offline_gauge_.load();
@@ -483,7 +483,7 @@ void Client::close() {
 std::uint64_t Client::peer_id() const {
   return impl_->peer_id();
 }
-ClientStats Client::stats() const {
+PortStats Client::stats() const {
   return impl_->stats();
 }
 

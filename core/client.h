@@ -41,17 +41,6 @@ struct ClientOptions {
   std::size_t offline_max_bytes = 8u << 20;
 };
 
-struct ClientStats {
-  std::uint64_t connects = 0;        // successful handshakes
-  std::uint64_t attempts = 0;        // connection attempts, successful or not
-  std::uint64_t offline_queued = 0;  // frames waiting for a connection now
-  std::uint64_t in_flight = 0;       // invokes sent and not answered
-  std::uint64_t frames_in = 0;
-  std::uint64_t frames_out = 0;
-  std::uint64_t writev_calls = 0;
-  PortState state = PortState::connecting;
-};
-
 class Client final : public Port {
  public:
   Client(ClientOptions options, PortCallbacks callbacks);
@@ -62,7 +51,7 @@ class Client final : public Port {
   Status submit(std::vector<Envelope> batch) override;
   void close() override;
   std::uint64_t peer_id() const override;
-  ClientStats stats() const;
+  PortStats stats() const override;
 
   class Impl;
 

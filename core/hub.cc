@@ -216,6 +216,13 @@ class LocalPort final : public Port {
   }
 
   std::uint64_t peer_id() const override { return link_->id; }
+  PortStats stats() const override {
+    PortStats s;
+    s.connects = 1;
+    s.attempts = 1;
+    s.state = closed_.load() ? PortState::closed : PortState::connected;
+    return s;
+  }
 
  private:
   std::shared_ptr<Hub::Impl> hub_;

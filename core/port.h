@@ -34,6 +34,18 @@ struct PortCallbacks {
   std::function<void(PortState state, const Status& why)> on_state;
 };
 
+// What a port can say about itself; readable from any thread.
+struct PortStats {
+  std::uint64_t connects = 0;        // successful handshakes
+  std::uint64_t attempts = 0;        // connection attempts, successful or not
+  std::uint64_t offline_queued = 0;  // frames waiting for a connection now
+  std::uint64_t in_flight = 0;       // invokes sent and not answered
+  std::uint64_t frames_in = 0;
+  std::uint64_t frames_out = 0;
+  std::uint64_t writev_calls = 0;
+  PortState state = PortState::connecting;
+};
+
 class Port {
  public:
   virtual ~Port() = default;
@@ -41,6 +53,7 @@ class Port {
   virtual void close() = 0;
   // The id the hub assigned (0 until welcomed).
   virtual std::uint64_t peer_id() const = 0;
+  virtual PortStats stats() const = 0;
 };
 
 }  // namespace switchboard

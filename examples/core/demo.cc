@@ -302,7 +302,7 @@ int run_worker() {
     submit(client, std::move(progress));
   }
 
-  sb::ClientStats st = client.stats();
+  sb::PortStats st = client.stats();
   std::string summary = std::to_string(st.frames_out) + " " + std::to_string(st.writev_calls);
   submit(client, {envelope(sb::Kind::event, "job:done", 0, summary)});
   // close() sends what is queued on a best-effort basis. An ack comes back only after the hub

@@ -592,7 +592,7 @@ TEST(Batching, ManyFramesLeaveInEachWritevUnderLoad) {
   ASSERT_TRUE(a.client->submit(std::move(batch)).ok());
   ASSERT_TRUE(b.rec.wait_count(Kind::event, kEvents, 20000ms));
   HubStats after = f.hub->stats();
-  ClientStats sender = a.client->stats();
+  PortStats sender = a.client->stats();
   double hub_ratio = double(after.frames_out - before.frames_out) /
                      double(after.writev_calls - before.writev_calls);
   double client_ratio = double(sender.frames_out) / double(sender.writev_calls);

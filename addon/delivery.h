@@ -1,0 +1,121 @@
+// Hands what a core I/O thread produces to JavaScript with one thread-safe call per batch.
+//
+// Contract:
+// - push() is called on the I/O thread. Items accumulate under a mutex; only the push that finds
+//   the queue idle makes a thread-safe call, so one wake-up of the JavaScript thread drains
+//   everything that arrived meanwhile (as @parcel/watcher and uv_async_send do).
+// - The thread-safe function owns the Delivery: its finalizer deletes it on the JavaScript
+//   thread. `call_js` frees nothing when `env` is null (the environment is going away; the
+//   finalizer still runs).
+// - release() is the owner's last call, made after the producer (the port's I/O thread) has been
+//   joined, so no push() can follow it.
+// - It starts unref'd: a quiet bus never keeps the process alive. ref()/unref() come from
+//   JavaScript (lib/ refs while an invoke or ready() is pending).
+// - A JavaScript callback that throws leaves the rest of the batch queued for the next call;
+//   the exception is reported by Node.js as uncaught (lib/ catches listener errors itself).
+#pragma once
+
+#include <napi.h>
+
+#include <memory>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+namespace switchboard::addon {
+
+// Sink decides how a run of items reaches JavaScript:
+//   static bool deliver(Napi::Env, Delivery<Sink>&, std::vector<Item>& items, std::size_t& done);
+// delivers items[done..] and advances `done`; returns false if a callback threw.
+template <typename Sink>
+class Delivery {
+ public:
+  using Item = typename Sink::Item;
+
+  // Creates the delivery and its thread-safe function; the returned pointer stays valid until
+  // release() (and, after that, until the finalizer runs on the JavaScript thread).
+  static Delivery* create(Napi::Env env, Sink sink, const char* name) {
+    auto owned = std::make_unique<Delivery>(std::move(sink));
+    Delivery* self = owned.get();
+    self->tsfn_ = Tsfn::New(env, name, 0, 1, self, [](Napi::Env, void*, Delivery* ctx) {
+      std::unique_ptr<Delivery> reclaim(ctx);  // finalizer: the JS thread, last of all
+    });
+    (void)owned.release();  // now owned by the thread-safe function (see its finalizer)
+    self->tsfn_.Unref(env);
+    return self;
+  }
+
+  explicit Delivery(Sink sink) : sink_(std::move(sink)) {}
+
+  // I/O thread.
+  template <typename... Args>
+  void push(Args&&... args) {
+    bool call = false;
+    {
+      std::lock_guard lock(mutex_);
+      items_.emplace_back(std::forward<Args>(args)...);
+      call = !scheduled_;
+      scheduled_ = true;
+    }
+    if (call) (void)tsfn_.NonBlockingCall(nullptr);  // napi_closing at teardown: dropped
+  }
+  void push_all(std::vector<Item>& batch) {
+    bool call = false;
+    {
+      std::lock_guard lock(mutex_);
+      if (items_.empty()) {
+        items_.swap(batch);
+      } else {
+        for (auto& item : batch) items_.push_back(std::move(item));
+      }
+      call = !scheduled_;
+      scheduled_ = true;
+    }
+    if (call) (void)tsfn_.NonBlockingCall(nullptr);
+  }
+
+  // JavaScript thread.
+  void ref(Napi::Env env) { tsfn_.Ref(env); }
+  void unref(Napi::Env env) { tsfn_.Unref(env); }
+  void release() {
+    if (released_) return;
+    released_ = true;
+    tsfn_.Release();
+  }
+  Sink& sink() { return sink_; }
+
+ private:
+  static void call_js(Napi::Env env, Napi::Function, Delivery* self, std::nullptr_t*) {
+    if (env == nullptr || self == nullptr) return;
+    std::vector<Item> items;
+    {
+      std::lock_guard lock(self->mutex_);
+      items.swap(self->items_);
+      self->scheduled_ = false;
+    }
+    Napi::HandleScope scope(env);
+    std::size_t done = 0;
+    if (!Sink::deliver(env, *self, items, done) && done < items.size()) {
+      // A callback threw: keep what was not delivered, ahead of anything newer.
+      std::lock_guard lock(self->mutex_);
+      items.erase(items.begin(), items.begin() + static_cast<std::ptrdiff_t>(done));
+      for (auto& item : self->items_) items.push_back(std::move(item));
+      self->items_.swap(items);
+      if (!self->scheduled_) {
+        self->scheduled_ = true;
+        (void)self->tsfn_.NonBlockingCall(nullptr);
+      }
+    }
+  }
+
+  using Tsfn = Napi::TypedThreadSafeFunction<Delivery, std::nullptr_t, &Delivery::call_js>;
+
+  Sink sink_;
+  Tsfn tsfn_;
+  std::mutex mutex_;
+  std::vector<Item> items_;
+  bool scheduled_ = false;
+  bool released_ = false;
+};
+
+}  // namespace switchboard::addon

@@ -1,0 +1,175 @@
+#include "hub_handle.h"
+
+#include <string>
+
+#include "errors.h"
+#include "instance.h"
+#include "options.h"
+#include "port_handle.h"
+
+namespace switchboard::addon {
+
+bool PeerSink::deliver(Napi::Env env, Delivery<PeerSink>& delivery, std::vector<Item>& items,
+                       std::size_t& done) {
+  PeerSink& sink = delivery.sink();
+  for (; done < items.size();) {
+    const PeerEvent& ev = items[done++];
+    if (sink.on_peer.IsEmpty()) continue;
+    Napi::Object obj = Napi::Object::New(env);
+    const char* type = ev.type == PeerEvent::Type::joined ? "joined"
+                       : ev.type == PeerEvent::Type::left ? "left"
+                                                          : "rejected";
+    obj.Set("type", type);
+    obj.Set("id", static_cast<double>(ev.id));
+    obj.Set("role", ev.role);
+    obj.Set("name", ev.name);
+    obj.Set("pid", static_cast<double>(ev.pid));
+    obj.Set("code", ev.reason.ok() ? std::string() : std::string(wire_name(ev.reason.code())));
+    obj.Set("message", ev.reason.message());
+    sink.on_peer.Call({obj});
+    if (env.IsExceptionPending()) return false;
+  }
+  return true;
+}
+
+Napi::Function HubHandle::define(Napi::Env env) {
+  return DefineClass(env, "NativeHub",
+                     {
+                         InstanceMethod<&HubHandle::connect_local>("connectLocal"),
+                         InstanceMethod<&HubHandle::stats>("stats"),
+                         InstanceMethod<&HubHandle::close>("close"),
+                         InstanceMethod<&HubHandle::ref>("ref"),
+                         InstanceMethod<&HubHandle::unref>("unref"),
+                     });
+}
+
+HubHandle::HubHandle(const Napi::CallbackInfo& info)
+    : Napi::ObjectWrap<HubHandle>(info), env_(info.Env()) {}
+
+HubHandle::~HubHandle() {
+  shutdown();
+}
+
+Napi::Value HubHandle::start(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsObject()) {
+      throw_error(env, "E_INVALID_ARGUMENT", "startHub(options, onPeer) needs an options object");
+      return env.Undefined();
+    }
+    HubOptions opt;
+    if (Status s = read_hub_options(info[0].As<Napi::Object>(), opt); !s.ok()) {
+      throw_status(env, s);
+      return env.Undefined();
+    }
+    Napi::Function on_peer;
+    if (info.Length() > 1 && info[1].IsFunction()) on_peer = info[1].As<Napi::Function>();
+    PeerSink sink;
+    if (!on_peer.IsEmpty()) sink.on_peer = Napi::Persistent(on_peer);
+    Delivery<PeerSink>* peers = Delivery<PeerSink>::create(env, std::move(sink), "switchboard:hub");
+    opt.on_peer = [peers](const PeerEvent& ev) { peers->push(ev); };
+    auto hub = std::make_unique<Hub>(std::move(opt));
+    if (Status s = hub->start(); !s.ok()) {
+      peers->release();
+      throw_status(env, s);
+      return env.Undefined();
+    }
+    Napi::Object obj = Instance::get(env).hub_class.New({});
+    HubHandle* self = HubHandle::Unwrap(obj);
+    obj.Set("endpoint", hub->endpoint());
+    obj.Set("token", hub->token());
+    self->hub_ = std::move(hub);
+    self->peers_ = peers;
+    napi_add_env_cleanup_hook(env, &HubHandle::on_env_teardown, self);
+    self->hooked_ = true;
+    return obj;
+  });
+}
+
+void HubHandle::on_env_teardown(void* self) {
+  auto* handle = static_cast<HubHandle*>(self);
+  handle->hooked_ = false;
+  handle->shutdown();
+}
+
+void HubHandle::shutdown() {
+  if (hooked_) {
+    napi_remove_env_cleanup_hook(env_, &HubHandle::on_env_teardown, this);
+    hooked_ = false;
+  }
+  if (hub_) {
+    hub_->close();  // GOAWAY to every peer, joins the I/O thread
+    hub_.reset();
+  }
+  if (peers_) {
+    peers_->release();
+    peers_ = nullptr;
+  }
+}
+
+Napi::Value HubHandle::connect_local(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    if (!hub_) {
+      throw_error(env, "E_CLOSED", "the hub is closed");
+      return env.Undefined();
+    }
+    if (info.Length() < 4 || !info[0].IsString() || !info[1].IsString() || !info[2].IsFunction() ||
+        !info[3].IsFunction()) {
+      throw_error(
+          env, "E_INVALID_ARGUMENT",
+          "connectLocal(role, name, onFrames, onState) takes two strings and two functions");
+      return env.Undefined();
+    }
+    Delivery<PortSink>* delivery =
+        PortHandle::make_delivery(env, info[2].As<Napi::Function>(), info[3].As<Napi::Function>());
+    LocalPeerInfo peer;
+    peer.role = info[0].As<Napi::String>().Utf8Value();
+    peer.name = info[1].As<Napi::String>().Utf8Value();
+    std::unique_ptr<Port> port = hub_->connect_local(peer, PortHandle::callbacks_for(delivery));
+    if (!port) {
+      delivery->release();
+      throw_error(env, "E_CLOSED", "the hub is closed");
+      return env.Undefined();
+    }
+    return PortHandle::wrap(env, std::move(port), delivery);
+  });
+}
+
+Napi::Value HubHandle::stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  HubStats s = hub_ ? hub_->stats() : HubStats{};
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("peers", static_cast<double>(s.peers));
+  out.Set("handshaking", static_cast<double>(s.handshaking));
+  out.Set("subscriptions", static_cast<double>(s.subscriptions));
+  out.Set("handlers", static_cast<double>(s.handlers));
+  out.Set("pendingInvokes", static_cast<double>(s.pending_invokes));
+  out.Set("eventsRouted", static_cast<double>(s.events_routed));
+  out.Set("eventsDropped", static_cast<double>(s.events_dropped));
+  out.Set("invokesRouted", static_cast<double>(s.invokes_routed));
+  out.Set("framesIn", static_cast<double>(s.frames_in));
+  out.Set("framesOut", static_cast<double>(s.frames_out));
+  out.Set("writevCalls", static_cast<double>(s.writev_calls));
+  out.Set("rejected", static_cast<double>(s.rejected));
+  return out;
+}
+
+Napi::Value HubHandle::close(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    shutdown();
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value HubHandle::ref(const Napi::CallbackInfo& info) {
+  if (peers_) peers_->ref(info.Env());
+  return info.Env().Undefined();
+}
+
+Napi::Value HubHandle::unref(const Napi::CallbackInfo& info) {
+  if (peers_) peers_->unref(info.Env());
+  return info.Env().Undefined();
+}
+
+}  // namespace switchboard::addon

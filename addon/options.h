@@ -1,0 +1,91 @@
+// Reads option objects from JavaScript into core option structs. lib/ has already checked
+// every option with a precise message; these checks only guard the boundary against a caller
+// that bypassed lib/.
+#pragma once
+
+#include <napi.h>
+
+#include <chrono>
+#include <string>
+
+#include "client.h"
+#include "hub.h"
+#include "status.h"
+
+namespace switchboard::addon {
+
+namespace detail {
+
+inline Status read_string(const Napi::Object& o, const char* key, std::string& out) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return {};
+  if (!v.IsString()) return Status(Errc::invalid_argument, std::string(key) + " must be a string");
+  out = v.As<Napi::String>().Utf8Value();
+  return {};
+}
+
+template <typename T>
+Status read_count(const Napi::Object& o, const char* key, T& out) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return {};
+  if (!v.IsNumber()) return Status(Errc::invalid_argument, std::string(key) + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0) || d > 9007199254740991.0) {
+    return Status(Errc::invalid_argument, std::string(key) + " must be a non-negative integer");
+  }
+  out = static_cast<T>(d);
+  return {};
+}
+
+inline Status read_ms(const Napi::Object& o, const char* key, std::chrono::milliseconds& out) {
+  double ms = -1;
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return {};
+  if (!v.IsNumber()) return Status(Errc::invalid_argument, std::string(key) + " must be a number");
+  ms = v.As<Napi::Number>().DoubleValue();
+  if (!(ms > 0)) return Status(Errc::invalid_argument, std::string(key) + " must be positive");
+  out = std::chrono::milliseconds(static_cast<std::int64_t>(ms));
+  return {};
+}
+
+}  // namespace detail
+
+inline Status read_hub_options(const Napi::Object& o, HubOptions& opt) {
+  using namespace detail;
+  std::string overflow;
+  for (Status s : {read_string(o, "endpoint", opt.endpoint), read_string(o, "token", opt.token),
+                   read_string(o, "name", opt.name), read_count(o, "maxFrame", opt.max_frame),
+                   read_count(o, "highWaterMark", opt.high_water_mark),
+                   read_ms(o, "handshakeTimeoutMs", opt.handshake_timeout),
+                   read_string(o, "overflow", overflow)}) {
+    if (!s.ok()) return s;
+  }
+  if (overflow == "disconnect") {
+    opt.overflow = OverflowPolicy::disconnect;
+  } else if (overflow.empty() || overflow == "drop") {
+    opt.overflow = OverflowPolicy::drop;
+  } else {
+    return Status(Errc::invalid_argument, "overflow must be 'drop' or 'disconnect'");
+  }
+  return {};
+}
+
+inline Status read_client_options(const Napi::Object& o, ClientOptions& opt) {
+  using namespace detail;
+  int max_attempts = -1;
+  Napi::Value attempts = o.Get("maxAttempts");
+  if (attempts.IsNumber()) max_attempts = attempts.As<Napi::Number>().Int32Value();
+  opt.max_attempts = max_attempts;
+  for (Status s : {read_string(o, "endpoint", opt.endpoint), read_string(o, "token", opt.token),
+                   read_string(o, "role", opt.role), read_string(o, "name", opt.name),
+                   read_ms(o, "backoffInitialMs", opt.backoff_initial),
+                   read_ms(o, "backoffMaxMs", opt.backoff_max),
+                   read_count(o, "offlineMaxFrames", opt.offline_max_frames),
+                   read_count(o, "offlineMaxBytes", opt.offline_max_bytes),
+                   read_count(o, "maxFrame", opt.max_frame)}) {
+    if (!s.ok()) return s;
+  }
+  return {};
+}
+
+}  // namespace switchboard::addon

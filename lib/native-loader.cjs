@@ -1,0 +1,61 @@
+// Finds and loads the compiled addon. CommonJS on purpose: it needs __dirname and require in both
+// module formats (the ES module build imports this file too), and it is the one small, explicit
+// place that decides where the binary comes from:
+//   1. prebuilds/<platform>-<arch>/switchboard.node, shipped inside the npm package;
+//   2. build/addon/switchboard.node, a local CMake build (npm run build:native).
+'use strict';
+const fs = require('node:fs');
+const path = require('node:path');
+
+function packageRoot() {
+  // dist/esm/native-loader.cjs, dist/cjs/native-loader.cjs, or lib/ when run from source.
+  let dir = __dirname;
+  for (let i = 0; i < 4; i++) {
+    if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(path.join(dir, 'core'))) {
+      return dir;
+    }
+    if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(path.join(dir, 'prebuilds'))) {
+      return dir;
+    }
+    dir = path.dirname(dir);
+  }
+  return path.resolve(__dirname, '..', '..');
+}
+
+function candidates() {
+  const root = packageRoot();
+  const override = process.env.SWITCHBOARD_NATIVE;
+  const list = [];
+  if (override) list.push(path.resolve(override));
+  list.push(path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'switchboard.node'));
+  list.push(path.join(root, 'build', 'addon', 'switchboard.node'));
+  return list;
+}
+
+function loadNative() {
+  const tried = [];
+  for (const file of candidates()) {
+    if (!fs.existsSync(file)) {
+      tried.push(`${file} (not found)`);
+      continue;
+    }
+    try {
+      return require(file);
+    } catch (err) {
+      tried.push(`${file} (${err && err.message ? err.message.split('\n')[0] : err})`);
+    }
+  }
+  const err = new Error(
+    `switchboard-ipc: no native addon could be loaded for ${process.platform}-${process.arch} ` +
+      `(Node-API 8, Node.js ${process.versions.node}).\n` +
+      `Tried:\n  ${tried.join('\n  ')}\n` +
+      'If you installed from npm, your platform has no prebuilt binary: build one from a ' +
+      'source checkout with `npm run build:native` (needs CMake, a C++20 compiler, libasio-dev ' +
+      'and libmsgpack-cxx-dev) and point SWITCHBOARD_NATIVE at the resulting switchboard.node. ' +
+      'In an Electron renderer, load switchboard-ipc/renderer instead: pages cannot load native code.',
+  );
+  err.code = 'E_NATIVE_LOAD';
+  throw err;
+}
+
+module.exports = { loadNative, candidates };

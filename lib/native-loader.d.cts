@@ -1,0 +1,2 @@
+export declare function loadNative(): unknown;
+export declare function candidates(): string[];
