@@ -1,6 +1,8 @@
 #include "hub_handle.h"
 
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "errors.h"
 #include "instance.h"
@@ -8,6 +10,43 @@
 #include "port_handle.h"
 
 namespace switchboard::addon {
+namespace {
+
+// Process-wide: the shared object is loaded once per process, whatever the number of threads.
+struct LocalHub {
+  const void* owner;
+  std::string endpoint;
+  std::string token;
+  std::string name;
+};
+std::mutex g_local_hubs_mutex;
+std::vector<LocalHub> g_local_hubs;
+
+void register_local_hub(const void* owner, const Hub& hub, const std::string& name) {
+  std::lock_guard lock(g_local_hubs_mutex);
+  g_local_hubs.push_back({owner, hub.endpoint(), hub.token(), name});
+}
+
+void unregister_local_hub(const void* owner) {
+  std::lock_guard lock(g_local_hubs_mutex);
+  std::erase_if(g_local_hubs, [owner](const LocalHub& h) { return h.owner == owner; });
+}
+
+}  // namespace
+
+Napi::Value HubHandle::local_hubs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::lock_guard lock(g_local_hubs_mutex);
+  Napi::Array out = Napi::Array::New(env, g_local_hubs.size());
+  for (std::size_t i = 0; i < g_local_hubs.size(); ++i) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("endpoint", g_local_hubs[i].endpoint);
+    o.Set("token", g_local_hubs[i].token);
+    o.Set("name", g_local_hubs[i].name);
+    out.Set(static_cast<std::uint32_t>(i), o);
+  }
+  return out;
+}
 
 bool PeerSink::deliver(Napi::Env env, Delivery<PeerSink>& delivery, std::vector<Item>& items,
                        std::size_t& done) {
@@ -68,6 +107,7 @@ Napi::Value HubHandle::start(const Napi::CallbackInfo& info) {
     if (!on_peer.IsEmpty()) sink.on_peer = Napi::Persistent(on_peer);
     Delivery<PeerSink>* peers = Delivery<PeerSink>::create(env, std::move(sink), "switchboard:hub");
     opt.on_peer = [peers](const PeerEvent& ev) { peers->push(ev); };
+    std::string name = opt.name;
     auto hub = std::make_unique<Hub>(std::move(opt));
     if (Status s = hub->start(); !s.ok()) {
       peers->release();
@@ -78,6 +118,7 @@ Napi::Value HubHandle::start(const Napi::CallbackInfo& info) {
     HubHandle* self = HubHandle::Unwrap(obj);
     obj.Set("endpoint", hub->endpoint());
     obj.Set("token", hub->token());
+    register_local_hub(self, *hub, name);
     self->hub_ = std::move(hub);
     self->peers_ = peers;
     napi_add_env_cleanup_hook(env, &HubHandle::on_env_teardown, self);
@@ -98,6 +139,7 @@ void HubHandle::shutdown() {
     hooked_ = false;
   }
   if (hub_) {
+    unregister_local_hub(this);
     hub_->close();  // GOAWAY to every peer, joins the I/O thread
     hub_.reset();
   }

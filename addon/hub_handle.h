@@ -22,6 +22,9 @@ struct PeerSink {
 
 class HubHandle : public Napi::ObjectWrap<HubHandle> {
  public:
+  // localHubs(): the hubs running in this process, across all its JavaScript environments, so a
+  // worker thread can join its process's hub without the token passing through process.env.
+  static Napi::Value local_hubs(const Napi::CallbackInfo& info);
   static Napi::Function define(Napi::Env env);
   // startHub(options, onPeer): starts a hub or throws (E_ENDPOINT_IN_USE, E_ENDPOINT_UNSAFE...).
   static Napi::Value start(const Napi::CallbackInfo& info);

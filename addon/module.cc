@@ -56,6 +56,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("externalBuffers", Napi::Boolean::New(env, external_buffers_allowed(env)));
   exports.Set("startHub", Napi::Function::New<HubHandle::start>(env, "startHub"));
   exports.Set("connect", Napi::Function::New<connect>(env, "connect"));
+  exports.Set("localHubs", Napi::Function::New<HubHandle::local_hubs>(env, "localHubs"));
   return exports;
 }
 

@@ -106,6 +106,8 @@ export interface NativeBinding {
   readonly externalBuffers: boolean;
   startHub(options: NativeHubOptions, onPeer: ((event: NativePeerEvent) => void) | null): NativeHub;
   connect(options: NativeClientOptions, onFrames: OnFrames, onState: OnState): NativePort;
+  /** Hubs running in this process (any thread): how a worker finds its process's hub. */
+  localHubs(): Array<{ endpoint: string; token: string; name: string }>;
 }
 
 let cached: NativeBinding | undefined;

@@ -1,0 +1,141 @@
+// Typed errors. Codes come from the core (docs/PROTOCOL.md, "Errors") or from lib/; this file is
+// the one place that turns a code into a class. Every message says what happened and what to do.
+
+export class SwitchboardError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** An invoke got no reply within its timeout. */
+export class TimeoutError extends SwitchboardError {
+  constructor(message: string) {
+    super('E_TIMEOUT', message);
+  }
+}
+
+/** Nobody serves the invoked name. Arrives at once from the hub, never as a timeout. */
+export class NoHandlerError extends SwitchboardError {
+  constructor(message: string) {
+    super('E_NO_HANDLER', message);
+  }
+}
+
+/** The connection that carried an invoke (or the process serving it) went away. */
+export class ConnectionLostError extends SwitchboardError {
+  constructor(message: string) {
+    super('E_CONNECTION_LOST', message);
+  }
+}
+
+/** The caller's AbortSignal fired. Named AbortError, like the platform's own. */
+export class AbortError extends SwitchboardError {
+  constructor(message: string, reason?: unknown) {
+    super('E_ABORTED', message, reason === undefined ? undefined : { cause: reason });
+    this.name = 'AbortError';
+  }
+}
+
+/** The bus was closed, or closed while the operation was pending. */
+export class ClosedError extends SwitchboardError {
+  constructor(message: string) {
+    super('E_CLOSED', message);
+  }
+}
+
+/** A bad argument or option; the message names it and the accepted values. */
+export class InvalidArgumentError extends SwitchboardError {
+  constructor(message: string) {
+    super('E_INVALID_ARGUMENT', message);
+  }
+}
+
+/** Disconnected, and the bounded offline queue is full: the emit was not queued. */
+export class OfflineQueueFullError extends SwitchboardError {
+  constructor(message: string) {
+    super('E_OFFLINE_QUEUE_FULL', message);
+  }
+}
+
+/** This process has nothing to join and was not asked to be the hub. */
+export class NoEndpointError extends SwitchboardError {
+  constructor(message: string) {
+    super('E_NO_ENDPOINT', message);
+  }
+}
+
+export interface RemotePeer {
+  id: number;
+  role: string;
+  name: string;
+  pid: number;
+}
+
+/**
+ * A handler in another process threw. The error keeps the remote's name, message, `code`,
+ * `cause`, own properties and stack; the remote frames are marked with the remote process, and
+ * the local frames (where invoke() was called) follow.
+ */
+export class RemoteError extends SwitchboardError {
+  /** Who threw it. */
+  readonly remote: RemotePeer;
+  /** The constructor name on the remote side, e.g. 'TypeError' or a user subclass. */
+  readonly remoteClass: string;
+  [key: string]: unknown;
+
+  constructor(remote: RemotePeer, original: unknown, handlerName: string, localStack?: string) {
+    const src = (original ?? {}) as Record<string, unknown>;
+    const message = typeof src.message === 'string' ? src.message : String(original);
+    super(typeof src.code === 'string' ? src.code : 'E_REMOTE', message);
+    this.remote = remote;
+    this.remoteClass =
+      typeof src.constructor === 'function' && src.constructor !== Object
+        ? src.constructor.name
+        : 'Error';
+    this.name = typeof src.name === 'string' ? src.name : 'Error';
+    if (src.code !== undefined) (this as { code: unknown }).code = src.code;
+    if (src.cause !== undefined) this.cause = src.cause;
+    for (const key of Object.keys(src)) {
+      if (key === 'message' || key === 'name' || key === 'stack' || key === 'code' || key === 'cause') continue;
+      (this as Record<string, unknown>)[key] = src[key];
+    }
+    const where = `[remote ${remote.role || 'peer'} ${remote.name ? `'${remote.name}' ` : ''}pid ${remote.pid}]`;
+    const remoteFrames = typeof src.stack === 'string'
+      ? src.stack.split('\n').filter((l) => /^\s+at /.test(l)).map((l) => `    ${where} ${l.trim()}`)
+      : [];
+    const localFrames = (localStack ?? '').split('\n').filter((l) => /^\s+at /.test(l));
+    this.stack = [
+      `${this.name}: ${message}`,
+      ...remoteFrames,
+      `    --- invoke('${handlerName}') in pid ${process.pid} ---`,
+      ...localFrames,
+    ].join('\n');
+  }
+}
+
+const byCode: Record<string, new (message: string) => SwitchboardError> = {
+  E_TIMEOUT: TimeoutError,
+  E_NO_HANDLER: NoHandlerError,
+  E_CONNECTION_LOST: ConnectionLostError,
+  E_CLOSED: ClosedError,
+  E_INVALID_ARGUMENT: InvalidArgumentError,
+  E_OFFLINE_QUEUE_FULL: OfflineQueueFullError,
+  E_NO_ENDPOINT: NoEndpointError,
+};
+
+/** Turns a code from the core or the addon into its typed error. */
+export function errorFromCode(code: string, message: string): SwitchboardError {
+  const Class = byCode[code];
+  return Class ? new Class(message) : new SwitchboardError(code || 'E_INTERNAL', message);
+}
+
+/** Re-throws an Error thrown by the addon (which carries `code`) as its typed error. */
+export function fromNative(err: unknown): unknown {
+  if (err instanceof Error && typeof (err as { code?: unknown }).code === 'string') {
+    return errorFromCode((err as unknown as { code: string }).code, err.message);
+  }
+  return err;
+}

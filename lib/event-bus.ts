@@ -1,0 +1,846 @@
+// The EventBus: the public API of DESIGN.md on top of one native port.
+//
+// Shape of the work:
+// - Out: every emit, invoke, reply and (un)subscription of one JavaScript turn is written into one
+//   ByteWriter as whole wire frames and handed to the port in one submit() at the end of the turn
+//   (a microtask). Per-sender order is the order of the writes.
+// - In: the port calls onFrames once per I/O batch with a buffer of whole frames; each frame is
+//   dispatched here. Payloads are decoded lazily, once per frame, only if someone listens.
+// - Invokes end exactly once: a reply, a remote error, a timeout, an abort, no handler, a lost
+//   connection, or close(). `settle()` is the one place that ends them.
+import { ByteWriter } from './bytes.js';
+import { CodecError, decode, encodeValue } from './codec.js';
+import { detectProcess, type ProcessKind } from './detect.js';
+import {
+  AbortError,
+  ClosedError,
+  ConnectionLostError,
+  InvalidArgumentError,
+  NoEndpointError,
+  NoHandlerError,
+  OfflineQueueFullError,
+  RemoteError,
+  SwitchboardError,
+  TimeoutError,
+  errorFromCode,
+  fromNative,
+} from './errors.js';
+import { native, type NativeHub, type NativePort, type NativePortState } from './native.js';
+import { Flag, Kind, readFrames, writeFrame, type Envelope } from './wire.js';
+
+export const ENV_ENDPOINT = 'SWITCHBOARD_ENDPOINT';
+export const ENV_TOKEN = 'SWITCHBOARD_TOKEN';
+
+type AnyListener = (data: any, ctx?: any) => void;
+type Handler = (req: any, ctx: any) => unknown;
+
+export interface PeerInfo {
+  id: number;
+  role: string;
+  name: string;
+  pid: number;
+}
+
+export type ConnectionState = 'connecting' | 'connected' | 'disconnected' | 'reconnecting' | 'closed';
+
+export interface EventBusOptions {
+  name?: string;
+  role?: 'auto' | 'hub' | 'client';
+  endpoint?: string;
+  token?: string;
+  timeout?: number;
+  reconnect?: { initialMs?: number; maxMs?: number; maxAttempts?: number };
+  offlineQueue?: { maxFrames?: number; maxBytes?: number };
+  maxFrame?: number;
+  highWaterMark?: number;
+  overflow?: 'drop' | 'disconnect';
+}
+
+interface PendingInvoke {
+  name: string;
+  resolve: (value: any) => void;
+  reject: (error: unknown) => void;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+  stack: string | undefined;
+}
+
+const DEFAULT_TIMEOUT = 30_000;
+const DEFAULT_OFFLINE_FRAMES = 10_000;
+const RESERVED = new Set(['connection', 'error']);
+
+function checkName(what: string, name: unknown): asserts name is string {
+  if (typeof name !== 'string' || name.length === 0) {
+    throw new InvalidArgumentError(`Expected the ${what} to be a non-empty string, got ${describe(name)}`);
+  }
+  if (name.length > 1024) {
+    throw new InvalidArgumentError(`The ${what} '${name.slice(0, 40)}...' is ${name.length} characters; the limit is 1024`);
+  }
+}
+
+function checkTopic(topic: unknown, allowPattern: boolean): asserts topic is string {
+  checkName('topic', topic);
+  const star = topic.indexOf('*');
+  if (star !== -1 && (!allowPattern || star !== topic.length - 1)) {
+    throw new InvalidArgumentError(
+      allowPattern
+        ? `'*' may only end a pattern (as in 'job:*'), got '${topic}'`
+        : `emit() takes a topic, not a pattern: '${topic}'`,
+    );
+  }
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (typeof v === 'string') return `'${v}'`;
+  return typeof v;
+}
+
+function checkPositive(name: string, v: unknown, allowZero = false): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || (!allowZero && v === 0) || !Number.isInteger(v)) {
+    throw new InvalidArgumentError(
+      `Expected the "${name}" option to be a ${allowZero ? 'non-negative' : 'positive'} integer, got ${describe(v)}`,
+    );
+  }
+  return v;
+}
+
+function matches(pattern: string, topic: string): boolean {
+  return pattern.endsWith('*') ? topic.startsWith(pattern.slice(0, -1)) : pattern === topic;
+}
+
+export class EventBus {
+  readonly name: string;
+  readonly role: 'hub' | 'client';
+
+  #hub: NativeHub | undefined;
+  #port: NativePort;
+  #state: ConnectionState = 'connecting';
+  #closed = false;
+  #endpoint: string;
+  #token: string;
+  #timeout: number;
+  #offlineMax: number;
+  #offlineCount = 0;
+  #kind: ProcessKind;
+
+  #writer = new ByteWriter(16 * 1024);
+  #flushScheduled = false;
+  #localEvents: Array<{ topic: string; start: number; end: number }> = [];
+
+  #listeners = new Map<string, Set<AnyListener>>();
+  #patterns = new Map<string, Set<AnyListener>>();
+  #connectionListeners = new Set<(ev: any) => void>();
+  #errorListeners = new Set<(err: Error) => void>();
+  #handlers = new Map<string, Handler>();
+  #serving = new Map<number, AbortController>();
+  #pending = new Map<number, PendingInvoke>();
+  #nextId = 1;
+  #peers = new Map<number, PeerInfo>();
+  #self: PeerInfo;
+  #readyWaiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> = [];
+  #reffed = false;
+  #stats = { emitted: 0, received: 0, sent: 0, served: 0 };
+
+  constructor(options: EventBusOptions = {}) {
+    if (options === null || typeof options !== 'object') {
+      throw new InvalidArgumentError(`Expected the options to be an object, got ${describe(options)}`);
+    }
+    const role = options.role ?? 'auto';
+    if (role !== 'auto' && role !== 'hub' && role !== 'client') {
+      throw new InvalidArgumentError(`Expected the "role" option to be 'auto', 'hub' or 'client', got ${describe(role)}`);
+    }
+    if (options.name !== undefined) checkName('"name" option', options.name);
+    if (options.overflow !== undefined && options.overflow !== 'drop' && options.overflow !== 'disconnect') {
+      throw new InvalidArgumentError(`Expected the "overflow" option to be 'drop' or 'disconnect', got ${describe(options.overflow)}`);
+    }
+    this.#timeout = checkPositive('timeout', options.timeout, true) ?? DEFAULT_TIMEOUT;
+    this.#offlineMax = checkPositive('offlineQueue.maxFrames', options.offlineQueue?.maxFrames) ?? DEFAULT_OFFLINE_FRAMES;
+    checkPositive('offlineQueue.maxBytes', options.offlineQueue?.maxBytes);
+    checkPositive('reconnect.initialMs', options.reconnect?.initialMs);
+    checkPositive('reconnect.maxMs', options.reconnect?.maxMs);
+    checkPositive('reconnect.maxAttempts', options.reconnect?.maxAttempts, true);
+    checkPositive('maxFrame', options.maxFrame);
+    checkPositive('highWaterMark', options.highWaterMark);
+
+    this.#kind = detectProcess();
+    this.name = options.name ?? (process.title || `pid-${process.pid}`);
+    const binding = native();
+
+    // Who are we? An explicit role wins; 'auto' follows DESIGN.md's table.
+    let endpoint = options.endpoint ?? process.env[ENV_ENDPOINT];
+    let token = options.token ?? process.env[ENV_TOKEN];
+    let resolved: 'hub' | 'client';
+    if (role !== 'auto') {
+      resolved = role;
+    } else if (this.#kind === 'main') {
+      resolved = options.endpoint ? 'client' : 'hub';
+    } else if (endpoint) {
+      resolved = 'client';
+    } else if (this.#kind === 'worker' && binding.localHubs().length > 0) {
+      resolved = 'client';
+    } else {
+      throw new NoEndpointError(
+        `No hub to join from this ${this.#kind} process: start one here with new EventBus({ role: 'hub' }), ` +
+          `start this process with the environment from the hub's bus.childEnv(), ` +
+          `or pass { endpoint, token } explicitly.`,
+      );
+    }
+    if (resolved === 'client' && !endpoint) {
+      // A worker thread joins its own process's hub; the token never touches process.env.
+      const local = binding.localHubs()[0];
+      if (!local) {
+        throw new NoEndpointError(
+          "role 'client' needs an endpoint: pass { endpoint, token } or start this process with the hub's bus.childEnv()",
+        );
+      }
+      endpoint = local.endpoint;
+      token ??= local.token;
+    }
+    this.role = resolved;
+
+    const onFrames = (frames: Buffer) => this.#onFrames(frames);
+    const onState = (state: NativePortState, code: string, message: string) => this.#onState(state, code, message);
+    try {
+      if (resolved === 'hub') {
+        this.#hub = binding.startHub(
+          {
+            endpoint: options.endpoint,
+            token: options.token,
+            name: this.name,
+            maxFrame: options.maxFrame,
+            highWaterMark: options.highWaterMark,
+            overflow: options.overflow,
+          },
+          () => {},
+        );
+        this.#endpoint = this.#hub.endpoint;
+        this.#token = this.#hub.token;
+        this.#port = this.#hub.connectLocal(this.#kind, this.name, onFrames, onState);
+      } else {
+        if (!token) {
+          throw new InvalidArgumentError(
+            `A client needs the hub's token: pass { token } or start this process with the hub's bus.childEnv()`,
+          );
+        }
+        this.#endpoint = endpoint!;
+        this.#token = token;
+        this.#port = binding.connect(
+          {
+            endpoint: endpoint!,
+            token,
+            role: this.#kind,
+            name: this.name,
+            backoffInitialMs: options.reconnect?.initialMs,
+            backoffMaxMs: options.reconnect?.maxMs,
+            maxAttempts: options.reconnect?.maxAttempts,
+            offlineMaxFrames: options.offlineQueue?.maxFrames,
+            offlineMaxBytes: options.offlineQueue?.maxBytes,
+            maxFrame: options.maxFrame,
+          },
+          onFrames,
+          onState,
+        );
+      }
+    } catch (err) {
+      this.#hub?.close();
+      throw fromNative(err);
+    }
+    this.#self = { id: 0, role: this.#kind, name: this.name, pid: process.pid };
+    this.#updateRef(); // held until ready
+  }
+
+  // --- Lifecycle ---------------------------------------------------------------------------
+
+  ready(): Promise<void> {
+    if (this.#state === 'connected') return Promise.resolve();
+    if (this.#closed) return Promise.reject(new ClosedError('this bus is closed'));
+    return new Promise((resolve, reject) => this.#readyWaiters.push({ resolve, reject }));
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#flush();
+    this.#closed = true;
+    for (const [id] of this.#pending) {
+      this.#settle(id, undefined, new ClosedError('the bus was closed before the reply arrived'));
+    }
+    for (const controller of this.#serving.values()) controller.abort(new ClosedError('the bus was closed'));
+    this.#serving.clear();
+    this.#port.close();
+    this.#hub?.close();
+    this.#setState('closed', '', '');
+    for (const w of this.#readyWaiters.splice(0)) w.reject(new ClosedError('the bus was closed before it was ready'));
+  }
+
+  childEnv(): Record<string, string> {
+    this.#assertOpen();
+    return { [ENV_ENDPOINT]: this.#endpoint, [ENV_TOKEN]: this.#token };
+  }
+
+  stats() {
+    const port = this.#port.stats();
+    const hub = this.#hub?.stats();
+    let subscriptions = 0;
+    for (const s of this.#listeners.values()) subscriptions += s.size;
+    for (const s of this.#patterns.values()) subscriptions += s.size;
+    const writes = hub ? hub.writevCalls : port.writevCalls;
+    const frames = hub ? hub.framesOut : port.framesOut;
+    return {
+      role: this.role,
+      name: this.name,
+      state: this.#state,
+      peerId: this.#self.id,
+      peers: [...this.#peers.values()],
+      emitted: this.#stats.emitted,
+      received: this.#stats.received,
+      invokes: {
+        sent: this.#stats.sent,
+        pending: this.#pending.size,
+        served: this.#stats.served,
+        serving: this.#serving.size,
+      },
+      subscriptions,
+      handlers: this.#handlers.size,
+      offlineQueued: port.offlineQueued,
+      framesPerWrite: writes > 0 ? frames / writes : 0,
+      hub: hub && {
+        peers: hub.peers,
+        pendingInvokes: hub.pendingInvokes,
+        eventsRouted: hub.eventsRouted,
+        eventsDropped: hub.eventsDropped,
+        invokesRouted: hub.invokesRouted,
+        rejected: hub.rejected,
+      },
+    };
+  }
+
+  // --- Events ------------------------------------------------------------------------------
+
+  on(topic: string, listener: AnyListener): () => void {
+    if (typeof listener !== 'function') {
+      throw new InvalidArgumentError(`Expected the listener to be a function, got ${describe(listener)}`);
+    }
+    if (topic === 'connection') {
+      this.#connectionListeners.add(listener);
+      return () => this.#connectionListeners.delete(listener);
+    }
+    if (topic === 'error') {
+      this.#errorListeners.add(listener);
+      return () => this.#errorListeners.delete(listener);
+    }
+    this.#assertOpen();
+    checkTopic(topic, true);
+    const table = topic.endsWith('*') ? this.#patterns : this.#listeners;
+    let set = table.get(topic);
+    if (!set) {
+      set = new Set();
+      table.set(topic, set);
+      this.#write(Kind.subscribe, this.#nextId++, topic, 0, null);
+    }
+    set.add(listener);
+    this.#updateRef();
+    return () => this.off(topic, listener);
+  }
+
+  once(topic: string, listener?: AnyListener): any {
+    if (listener === undefined) {
+      return new Promise((resolve) => {
+        const off = this.on(topic, (data) => {
+          off();
+          resolve(data);
+        });
+      });
+    }
+    const off = this.on(topic, (data, ctx) => {
+      off();
+      listener(data, ctx);
+    });
+    return off;
+  }
+
+  off(topic: string, listener?: AnyListener): void {
+    if (topic === 'connection' || topic === 'error') {
+      const set = topic === 'connection' ? this.#connectionListeners : this.#errorListeners;
+      if (listener) set.delete(listener);
+      else set.clear();
+      return;
+    }
+    const table = topic.endsWith('*') ? this.#patterns : this.#listeners;
+    const set = table.get(topic);
+    if (!set) return;
+    if (listener) set.delete(listener);
+    else set.clear();
+    if (set.size === 0) {
+      table.delete(topic);
+      if (!this.#closed) this.#write(Kind.unsubscribe, this.#nextId++, topic, 0, null);
+      this.#updateRef();
+    }
+  }
+
+  emit(topic: string, data?: unknown): void {
+    this.#assertOpen();
+    checkTopic(topic, false);
+    if (RESERVED.has(topic)) {
+      throw new InvalidArgumentError(`'${topic}' is a bus event, not a topic; choose another topic name`);
+    }
+    this.#countOffline();
+    const start = this.#writer.pos;
+    this.#write(Kind.event, 0, topic, 0, data, `emit('${topic}') payload`);
+    this.#stats.emitted++;
+    if (this.#hasLocalListener(topic)) {
+      this.#localEvents.push({ topic, start, end: this.#writer.pos });
+    }
+  }
+
+  // --- Invoke ------------------------------------------------------------------------------
+
+  handle(name: string, handler: Handler): () => void {
+    this.#assertOpen();
+    checkName('handler name', name);
+    if (typeof handler !== 'function') {
+      throw new InvalidArgumentError(`Expected the handler for '${name}' to be a function, got ${describe(handler)}`);
+    }
+    if (this.#handlers.has(name)) {
+      throw new InvalidArgumentError(`'${name}' already has a handler in this process; stop it first`);
+    }
+    this.#handlers.set(name, handler);
+    this.#write(Kind.register, this.#nextId++, name, 0, null);
+    this.#updateRef();
+    return () => {
+      if (this.#handlers.get(name) !== handler) return;
+      this.#handlers.delete(name);
+      if (!this.#closed) this.#write(Kind.unregister, this.#nextId++, name, 0, null);
+      this.#updateRef();
+    };
+  }
+
+  invoke(name: string, req?: unknown, options: { timeout?: number; signal?: AbortSignal } = {}): Promise<any> {
+    try {
+      this.#assertOpen();
+      checkName('handler name', name);
+      if (options === null || typeof options !== 'object') {
+        throw new InvalidArgumentError(`Expected the invoke options to be an object, got ${describe(options)}`);
+      }
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const timeout = options.timeout ?? this.#timeout;
+    try {
+      checkPositive('timeout', timeout, true);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const signal = options.signal;
+    if (signal?.aborted) {
+      return Promise.reject(new AbortError(`invoke('${name}') was aborted before it was sent`, signal.reason));
+    }
+    const local = this.#handlers.get(name);
+    if (local) return this.#invokeLocally(name, local, req, timeout, signal);
+
+    const id = this.#nextId++;
+    const stack = new Error().stack;
+    return new Promise((resolve, reject) => {
+      try {
+        this.#countOffline();
+        this.#write(Kind.invoke, id, name, 0, req, `invoke('${name}') request`);
+      } catch (err) {
+        reject(err);
+        return;
+      }
+      this.#stats.sent++;
+      const pending: PendingInvoke = { name, resolve, reject, timer: undefined, signal, onAbort: undefined, stack };
+      if (timeout > 0) {
+        pending.timer = setTimeout(() => {
+          this.#cancel(id);
+          this.#settle(id, undefined, new TimeoutError(`invoke('${name}') got no reply within ${timeout} ms`));
+        }, timeout);
+        pending.timer.unref?.();
+      }
+      if (signal) {
+        pending.onAbort = () => {
+          this.#cancel(id);
+          this.#settle(id, undefined, new AbortError(`invoke('${name}') was aborted`, signal.reason));
+        };
+        signal.addEventListener('abort', pending.onAbort, { once: true });
+      }
+      this.#pending.set(id, pending);
+      this.#updateRef();
+    });
+  }
+
+  /** A handler in this very process: no round trip, but the same copy semantics. */
+  async #invokeLocally(name: string, handler: Handler, req: unknown, timeout: number, signal?: AbortSignal): Promise<any> {
+    const controller = new AbortController();
+    const copy = decode(encodeOne(req, `invoke('${name}') request`));
+    const ctx = { sender: this.#self, name, signal: controller.signal };
+    const work = Promise.resolve().then(() => handler(copy, ctx));
+    const races: Promise<any>[] = [work.then((v) => decode(encodeOne(v, `result of '${name}'`)))];
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    if (timeout > 0) {
+      races.push(
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new TimeoutError(`invoke('${name}') got no reply within ${timeout} ms`)), timeout);
+        }),
+      );
+    }
+    let onAbort: (() => void) | undefined;
+    if (signal) {
+      races.push(
+        new Promise((_, reject) => {
+          onAbort = () => reject(new AbortError(`invoke('${name}') was aborted`, signal.reason));
+          signal.addEventListener('abort', onAbort, { once: true });
+        }),
+      );
+    }
+    this.#stats.sent++;
+    this.#stats.served++;
+    try {
+      return await Promise.race(races);
+    } catch (err) {
+      controller.abort(err);
+      if (err instanceof SwitchboardError || err instanceof CodecError) throw err;
+      throw new RemoteError(this.#self, decode(encodeOne(err, 'error')), name, new Error().stack);
+    } finally {
+      if (timer) clearTimeout(timer);
+      if (onAbort) signal!.removeEventListener('abort', onAbort);
+    }
+  }
+
+  #cancel(id: number): void {
+    if (!this.#closed && this.#pending.has(id)) this.#write(Kind.cancel, id, '', 0, null);
+  }
+
+  /** Ends invoke `id` once; later calls for the same id do nothing. */
+  #settle(id: number, value: unknown, error?: unknown): void {
+    const p = this.#pending.get(id);
+    if (!p) return;
+    this.#pending.delete(id);
+    if (p.timer) clearTimeout(p.timer);
+    if (p.signal && p.onAbort) p.signal.removeEventListener('abort', p.onAbort);
+    this.#updateRef();
+    if (error !== undefined) p.reject(error);
+    else p.resolve(value);
+  }
+
+  // --- Writing -----------------------------------------------------------------------------
+
+  #write(kind: number, id: number, topic: string, flags: number, value: unknown, what?: string): void {
+    const w = this.#writer;
+    const start = w.pos;
+    try {
+      writeFrame(w, kind, id, topic, flags, value === null && what === undefined ? null : (wr) => encodeValue(wr, value, what ?? 'payload'));
+    } catch (err) {
+      w.pos = start; // drop the partial frame
+      throw err;
+    }
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      queueMicrotask(() => this.#flush());
+    }
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    const w = this.#writer;
+    if (w.pos === 0) return;
+    const batch = w.view_();
+    // Local listeners get a decoded copy, like every other process.
+    const locals = this.#localEvents;
+    this.#localEvents = [];
+    if (!this.#closed) {
+      try {
+        this.#port.submit(batch);
+      } catch (err) {
+        this.#reportError(fromNative(err) as Error);
+      }
+    }
+    for (const ev of locals) {
+      readFrames(batch.subarray(ev.start, ev.end), (env) => this.#dispatchEvent(env, this.#self));
+    }
+    w.reset();
+  }
+
+  #countOffline(): void {
+    if (this.#state === 'connected') return;
+    if (this.#offlineCount >= this.#offlineMax) {
+      throw new OfflineQueueFullError(
+        `Not connected to the hub (state '${this.#state}') and ${this.#offlineCount} messages already wait ` +
+          `in the offline queue (offlineQueue.maxFrames = ${this.#offlineMax}). Wait for ` +
+          `bus.on('connection') to report 'connected', or raise the limit.`,
+      );
+    }
+    this.#offlineCount++;
+  }
+
+  // --- Reading -----------------------------------------------------------------------------
+
+  #onFrames(frames: Buffer): void {
+    try {
+      readFrames(frames, (env) => this.#dispatch(env));
+    } catch (err) {
+      this.#reportError(new SwitchboardError('E_PROTOCOL', `malformed frame from the hub: ${(err as Error).message}`));
+    }
+  }
+
+  #dispatch(env: Envelope): void {
+    switch (env.kind) {
+      case Kind.event:
+        this.#stats.received++;
+        this.#dispatchEvent(env, this.#peer(env.sender));
+        break;
+      case Kind.invoke:
+        this.#serve(env);
+        break;
+      case Kind.result:
+        if (this.#pending.has(env.id)) this.#settle(env.id, this.#decodePayload(env, `result of '${this.#pending.get(env.id)!.name}'`));
+        break;
+      case Kind.error:
+        this.#onError(env);
+        break;
+      case Kind.cancel: {
+        const controller = this.#serving.get(env.id);
+        if (controller) {
+          this.#serving.delete(env.id);
+          controller.abort(new AbortError('the caller cancelled the invoke'));
+        }
+        break;
+      }
+      case Kind.peer:
+        this.#onPeer(env);
+        break;
+      default:
+        break;
+    }
+  }
+
+  #decodePayload(env: Envelope, what: string): unknown {
+    if (env.flags & Flag.rawPayload) return Buffer.from(env.payload);
+    if (env.payload.length === 0) return undefined;
+    try {
+      return decode(env.payload);
+    } catch (err) {
+      throw new SwitchboardError('E_DECODE', `could not decode the ${what}: ${(err as Error).message}`);
+    }
+  }
+
+  #dispatchEvent(env: Envelope, sender: PeerInfo): void {
+    const exact = this.#listeners.get(env.topic);
+    let targets: AnyListener[] | undefined;
+    if (exact) targets = [...exact];
+    for (const [pattern, set] of this.#patterns) {
+      if (matches(pattern, env.topic)) (targets ??= []).push(...set);
+    }
+    if (!targets || targets.length === 0) return;
+    let data: unknown;
+    try {
+      data = this.#decodePayload(env, `payload of '${env.topic}'`);
+    } catch (err) {
+      this.#reportError(err as Error);
+      return;
+    }
+    const ctx = { sender, topic: env.topic };
+    for (const listener of targets) {
+      try {
+        listener(data, ctx);
+      } catch (err) {
+        // One listener's throw does not stop the others; it is reported (see #reportError).
+        this.#reportError(err as Error);
+      }
+    }
+  }
+
+  #onError(env: Envelope): void {
+    const p = this.#pending.get(env.id);
+    if (!p) {
+      if (env.id === 0 || env.flags & Flag.fromHub) {
+        // A refused subscription or registration (E_ALREADY_REGISTERED...), or an id we no longer track.
+        if (env.topic !== 'E_CONNECTION_LOST') {
+          let message = '';
+          try {
+            message = String(decode(env.payload));
+          } catch {
+            message = env.topic;
+          }
+          this.#reportError(errorFromCode(env.topic, message));
+        }
+      }
+      return;
+    }
+    if (env.flags & Flag.fromHub) {
+      let message = env.topic;
+      try {
+        message = String(decode(env.payload));
+      } catch {
+        // keep the code as the message
+      }
+      this.#settle(env.id, undefined, errorFromCode(env.topic, `invoke('${p.name}'): ${message}`));
+      return;
+    }
+    let original: unknown;
+    try {
+      original = this.#decodePayload(env, `error of '${p.name}'`);
+    } catch (err) {
+      original = err;
+    }
+    this.#settle(env.id, undefined, new RemoteError(this.#peer(env.sender), original, p.name, p.stack));
+  }
+
+  #serve(env: Envelope): void {
+    const id = env.id;
+    const handler = this.#handlers.get(env.topic);
+    if (!handler) {
+      this.#reply(Kind.error, id, new NoHandlerError(`'${env.topic}' is no longer served by this process`));
+      return;
+    }
+    const controller = new AbortController();
+    this.#serving.set(id, controller);
+    const ctx = { sender: this.#peer(env.sender), name: env.topic, signal: controller.signal };
+    this.#stats.served++;
+    new Promise<unknown>((resolve) => resolve(handler(this.#decodePayload(env, `request of '${env.topic}'`), ctx)))
+      .then(
+        (value) => this.#finishServing(id, controller, Kind.result, value),
+        (err) => this.#finishServing(id, controller, Kind.error, err),
+      );
+  }
+
+  #finishServing(id: number, controller: AbortController, kind: number, value: unknown): void {
+    if (this.#serving.get(id) !== controller) return; // cancelled, or the bus closed
+    this.#serving.delete(id);
+    if (this.#closed) return;
+    this.#reply(kind, id, value);
+  }
+
+  #reply(kind: number, id: number, value: unknown): void {
+    try {
+      const topic = kind === Kind.error ? errorName(value) : '';
+      this.#write(kind, id, topic, 0, value, kind === Kind.error ? 'error' : 'result');
+    } catch (err) {
+      // The result could not be encoded: the caller gets that error instead of a hang.
+      this.#write(Kind.error, id, 'CodecError', 0, err, 'error');
+    }
+  }
+
+  #onPeer(env: Envelope): void {
+    let info: any;
+    try {
+      info = decode(env.payload);
+    } catch {
+      return;
+    }
+    if (!info || typeof info.id !== 'number') return;
+    if (info.up) {
+      this.#peers.set(info.id, { id: info.id, role: String(info.role), name: String(info.name), pid: Number(info.pid) });
+    } else {
+      this.#peers.delete(info.id);
+    }
+  }
+
+  #peer(id: number): PeerInfo {
+    if (id === this.#self.id) return this.#self;
+    return this.#peers.get(id) ?? { id, role: 'unknown', name: '', pid: 0 };
+  }
+
+  #onState(state: NativePortState, code: string, message: string): void {
+    if (state === 'connected') {
+      this.#self.id = this.#port.peerId();
+      this.#offlineCount = 0;
+      this.#setState('connected', '', '');
+      this.#connectedOnce = true;
+      const waiters = this.#readyWaiters.splice(0);
+      this.#updateRef();
+      for (const w of waiters) w.resolve();
+    } else if (state === 'reconnecting') {
+      if (this.#state === 'connected') this.#setState('disconnected', code, message);
+      this.#setState('reconnecting', code, message);
+    } else if (state === 'closed' && !this.#closed) {
+      // The hub refused us for good (wrong token, wrong version) or the hub in this process closed.
+      const error = errorFromCode(code || 'E_CLOSED', message || 'the connection was closed');
+      for (const w of this.#readyWaiters.splice(0)) w.reject(error);
+      for (const [id] of this.#pending) this.#settle(id, undefined, new ConnectionLostError(error.message));
+      this.#setState('closed', code, message);
+    }
+  }
+
+  #connectedOnce = false;
+
+  #setState(state: ConnectionState, code: string, message: string): void {
+    if (this.#state === state) return;
+    this.#state = state;
+    const ev = { state, code, message };
+    for (const l of [...this.#connectionListeners]) {
+      try {
+        l(ev);
+      } catch (err) {
+        this.#reportError(err as Error);
+      }
+    }
+  }
+
+  // --- Helpers -----------------------------------------------------------------------------
+
+  #hasLocalListener(topic: string): boolean {
+    if (this.#listeners.has(topic)) return true;
+    for (const pattern of this.#patterns.keys()) if (matches(pattern, topic)) return true;
+    return false;
+  }
+
+  /**
+   * Asynchronous failures (a throwing listener, a refused registration) go to bus.on('error');
+   * with no 'error' listener they are thrown as an uncaught exception, as Node.js does for an
+   * EventEmitter 'error' event nobody handles.
+   */
+  #reportError(err: Error): void {
+    if (this.#errorListeners.size > 0) {
+      for (const l of [...this.#errorListeners]) {
+        try {
+          l(err);
+        } catch (inner) {
+          queueMicrotask(() => {
+            throw inner;
+          });
+        }
+      }
+      return;
+    }
+    queueMicrotask(() => {
+      throw err;
+    });
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new ClosedError('this bus is closed; create a new EventBus');
+  }
+
+  /**
+   * Keeps the process alive while the bus has work: connecting for the first time, an invoke
+   * waiting for its reply, or a listener or handler waiting for input (like a listening server).
+   * A quiet bus (none of these) and a closed bus never keep a process alive.
+   */
+  #updateRef(): void {
+    const busy =
+      !this.#closed &&
+      (!this.#connectedOnce ||
+        this.#pending.size > 0 ||
+        this.#handlers.size > 0 ||
+        this.#listeners.size > 0 ||
+        this.#patterns.size > 0);
+    if (busy === this.#reffed) return;
+    this.#reffed = busy;
+    if (busy) this.#port.ref();
+    else this.#port.unref();
+  }
+}
+
+function errorName(value: unknown): string {
+  if (value instanceof Error) return value.name || 'Error';
+  return 'Error';
+}
+
+function encodeOne(value: unknown, what: string): Uint8Array {
+  const w = new ByteWriter(256);
+  encodeValue(w, value, what);
+  return w.view_();
+}

@@ -1,0 +1,194 @@
+// The public API of switchboard-ipc: the contract of ../shared/DESIGN.md in types.
+// lib/ implements it; lib/index.ts checks at compile time that the implementation satisfies it,
+// and test/types/ checks that wrong topics and payloads fail to compile.
+
+/** Where this code runs. */
+export type ProcessKind = 'main' | 'preload' | 'renderer' | 'utility' | 'worker' | 'node';
+export declare function detectProcess(): ProcessKind;
+
+/** Topic name -> payload type. */
+export type EventMap = { [topic: string]: unknown };
+/** Handler name -> (request) => result. */
+export type HandlerMap = { [name: string]: (req: any) => unknown };
+
+export interface PeerInfo {
+  /** The id the hub assigned to the process (or thread) that sent the message. */
+  id: number;
+  /** 'main', 'node', 'worker', 'utility', ... as that peer declared it. */
+  role: string;
+  name: string;
+  /** From the kernel (SO_PEERCRED) where available. */
+  pid: number;
+}
+
+export interface EventContext {
+  sender: PeerInfo;
+  topic: string;
+}
+
+export interface InvokeContext {
+  sender: PeerInfo;
+  name: string;
+  /** Aborted when the caller cancels, times out or goes away. */
+  signal: AbortSignal;
+}
+
+export interface InvokeOptions {
+  /** Milliseconds before the call rejects with TimeoutError. Default: the bus's `timeout`. */
+  timeout?: number;
+  signal?: AbortSignal;
+}
+
+export type ConnectionState = 'connecting' | 'connected' | 'disconnected' | 'reconnecting' | 'closed';
+
+export interface ConnectionEvent {
+  state: ConnectionState;
+  /** Why, for 'disconnected' and 'closed' (an error code such as E_AUTH), else ''. */
+  code: string;
+  message: string;
+}
+
+export interface EventBusOptions {
+  /** Shown to other peers and in stats. Default: the process title. */
+  name?: string;
+  /** 'auto' (default): hub in Electron main, client wherever an endpoint is known. */
+  role?: 'auto' | 'hub' | 'client';
+  /** The hub's socket path. A hub listens there; a client connects there. */
+  endpoint?: string;
+  /** The hub's token. A hub makes a random one unless given (a restarted hub reuses it). */
+  token?: string;
+  /** Default invoke timeout in milliseconds (30000). 0 means no timeout. */
+  timeout?: number;
+  /** Client: reconnect backoff (100 ms doubling to 5000 ms, jittered; never gives up). */
+  reconnect?: { initialMs?: number; maxMs?: number; maxAttempts?: number };
+  /** Client: how many emits wait while disconnected (10000 frames, 8 MiB). */
+  offlineQueue?: { maxFrames?: number; maxBytes?: number };
+  /** Hub: largest message in bytes (64 MiB). */
+  maxFrame?: number;
+  /** Hub: bytes queued per peer before its overflow policy applies (8 MiB). */
+  highWaterMark?: number;
+  /** Hub: what happens to events beyond a peer's mark: 'drop' (counted) or 'disconnect'. */
+  overflow?: 'drop' | 'disconnect';
+}
+
+export interface BusStats {
+  role: 'hub' | 'client';
+  name: string;
+  state: ConnectionState;
+  peerId: number;
+  /** Other peers this bus knows of. */
+  peers: PeerInfo[];
+  emitted: number;
+  received: number;
+  invokes: { sent: number; pending: number; served: number; serving: number };
+  subscriptions: number;
+  handlers: number;
+  /** Frames waiting for a reconnect. */
+  offlineQueued: number;
+  /** Frames per writev on this process's connection (client) or the hub's sockets (hub). */
+  framesPerWrite: number;
+  /** Hub only: the hub's own figures. */
+  hub?: {
+    peers: number;
+    pendingInvokes: number;
+    eventsRouted: number;
+    eventsDropped: number;
+    invokesRouted: number;
+    rejected: number;
+  };
+}
+
+type Listener<T> = (data: T, ctx: EventContext) => void;
+type Req<F> = F extends (req: infer R, ...rest: any[]) => any ? R : never;
+type Res<F> = F extends (...args: any[]) => infer R ? Awaited<R> : never;
+/** A payload argument that may be omitted when its type admits undefined/void. */
+type PayloadArgs<T> = [T] extends [void | undefined] ? [data?: T] : [data: T];
+type InvokeArgs<T> = [T] extends [void | undefined]
+  ? [req?: T, options?: InvokeOptions]
+  : [req: T, options?: InvokeOptions];
+
+export declare class EventBus<
+  Events extends EventMap = EventMap,
+  Handlers extends HandlerMap = HandlerMap,
+> {
+  constructor(options?: EventBusOptions);
+  readonly name: string;
+  /** The resolved role: this process is the hub, or a client of one. */
+  readonly role: 'hub' | 'client';
+
+  /** Resolves when listening (hub) or connected and welcomed (client). */
+  ready(): Promise<void>;
+
+  /** Listens to a topic, or a pattern such as 'job:*'. Returns a function that stops. */
+  on<K extends keyof Events & string>(topic: K, listener: Listener<Events[K]>): () => void;
+  on(topic: `${string}*`, listener: Listener<Events[keyof Events]>): () => void;
+  on(event: 'connection', listener: (event: ConnectionEvent) => void): () => void;
+  on(event: 'error', listener: (error: Error) => void): () => void;
+
+  /** The next payload of a topic. */
+  once<K extends keyof Events & string>(topic: K): Promise<Events[K]>;
+  once<K extends keyof Events & string>(topic: K, listener: Listener<Events[K]>): () => void;
+
+  off<K extends keyof Events & string>(topic: K, listener?: Listener<Events[K]>): void;
+  off(topic: `${string}*` | 'connection' | 'error', listener?: (...args: any[]) => void): void;
+
+  /** Fire-and-forget, batched per JavaScript turn; reaches local listeners too. */
+  emit<K extends keyof Events & string>(topic: K, ...data: PayloadArgs<Events[K]>): void;
+
+  /** Serves invokes of `name` from every process. Returns a function that stops serving. */
+  handle<K extends keyof Handlers & string>(
+    name: K,
+    handler: (req: Req<Handlers[K]>, ctx: InvokeContext) => Res<Handlers[K]> | Promise<Res<Handlers[K]>>,
+  ): () => void;
+
+  /** Calls the handler of `name`, wherever it runs. Ends exactly once: see the typed errors. */
+  invoke<K extends keyof Handlers & string>(
+    name: K,
+    ...args: InvokeArgs<Req<Handlers[K]>>
+  ): Promise<Res<Handlers[K]>>;
+
+  /** Environment entries that let a process this one spawns join the bus. */
+  childEnv(): Record<string, string>;
+  stats(): BusStats;
+  /** Flushes, fails what is pending with ClosedError, closes the connection (or the hub). */
+  close(): Promise<void>;
+}
+
+export declare class SwitchboardError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown });
+}
+export declare class TimeoutError extends SwitchboardError {
+  constructor(message: string);
+}
+export declare class NoHandlerError extends SwitchboardError {
+  constructor(message: string);
+}
+export declare class ConnectionLostError extends SwitchboardError {
+  constructor(message: string);
+}
+export declare class AbortError extends SwitchboardError {
+  constructor(message: string, reason?: unknown);
+}
+export declare class ClosedError extends SwitchboardError {
+  constructor(message: string);
+}
+export declare class InvalidArgumentError extends SwitchboardError {
+  constructor(message: string);
+}
+export declare class OfflineQueueFullError extends SwitchboardError {
+  constructor(message: string);
+}
+export declare class NoEndpointError extends SwitchboardError {
+  constructor(message: string);
+}
+export declare class RemoteError extends SwitchboardError {
+  readonly remote: PeerInfo;
+  readonly remoteClass: string;
+  [key: string]: unknown;
+}
+/** A value that cannot cross (a function, a symbol, a cycle); `path` names it. */
+export declare class CodecError extends Error {
+  readonly code: 'E_UNSERIALIZABLE' | 'E_DECODE';
+  readonly path: string;
+}
