@@ -13,16 +13,34 @@
 //   JavaScript (lib/ refs while an invoke or ready() is pending).
 // - A JavaScript callback that throws leaves the rest of the batch queued for the next call;
 //   the exception is reported by Node.js as uncaught (lib/ catches listener errors itself).
+// - After release(), calls already queued drop their items without entering JavaScript: the
+//   owner has closed, and at environment teardown JavaScript can no longer run at all.
 #pragma once
 
 #include <napi.h>
 
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <utility>
 #include <vector>
 
 namespace switchboard::addon {
+
+// Calls `fn` without node-addon-api's throwing wrapper: a call that cannot run (environment
+// teardown) must fail quietly instead of turning into a fatal napi_throw. False on failure or
+// when the callback threw (its exception stays pending for Node.js to report).
+inline bool call_js_function(Napi::Env env, const Napi::FunctionReference& fn,
+                             std::initializer_list<napi_value> args) {
+  if (fn.IsEmpty()) return true;
+  napi_value result = nullptr;
+  napi_status status =
+      napi_call_function(env, env.Undefined(), fn.Value(), args.size(), args.begin(), &result);
+  if (status != napi_ok) return false;
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  return !pending;
+}
 
 // Sink decides how a run of items reaches JavaScript:
 //   static bool deliver(Napi::Env, Delivery<Sink>&, std::vector<Item>& items, std::size_t& done);
@@ -86,7 +104,7 @@ class Delivery {
 
  private:
   static void call_js(Napi::Env env, Napi::Function, Delivery* self, std::nullptr_t*) {
-    if (env == nullptr || self == nullptr) return;
+    if (env == nullptr || self == nullptr || self->released_) return;
     std::vector<Item> items;
     {
       std::lock_guard lock(self->mutex_);

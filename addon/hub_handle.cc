@@ -65,8 +65,7 @@ bool PeerSink::deliver(Napi::Env env, Delivery<PeerSink>& delivery, std::vector<
     obj.Set("pid", static_cast<double>(ev.pid));
     obj.Set("code", ev.reason.ok() ? std::string() : std::string(wire_name(ev.reason.code())));
     obj.Set("message", ev.reason.message());
-    sink.on_peer.Call({obj});
-    if (env.IsExceptionPending()) return false;
+    if (!call_js_function(env, sink.on_peer, {obj})) return false;
   }
   return true;
 }
