@@ -18,12 +18,14 @@ bool PortSink::deliver(Napi::Env env, Delivery<PortSink>& delivery, std::vector<
   while (done < items.size()) {
     if (auto* change = std::get_if<StateChange>(&items[done])) {
       ++done;
-      sink.on_state.Call(
-          {Napi::String::New(env, std::string(state_name(change->state))),
-           Napi::String::New(
-               env, change->why.ok() ? std::string() : std::string(wire_name(change->why.code()))),
-           Napi::String::New(env, change->why.message())});
-      if (env.IsExceptionPending()) return false;
+      const std::string code =
+          change->why.ok() ? std::string() : std::string(wire_name(change->why.code()));
+      if (!call_js_function(
+              env, sink.on_state,
+              {Napi::String::New(env, std::string(state_name(change->state))),
+               Napi::String::New(env, code), Napi::String::New(env, change->why.message())})) {
+        return false;
+      }
       continue;
     }
     // A run of envelopes becomes one buffer of whole frames: one copy of each payload.
@@ -40,8 +42,9 @@ bool PortSink::deliver(Napi::Env env, Delivery<PortSink>& delivery, std::vector<
       used += encode_frame_into(std::get<Envelope>(items[i]), out + used);
     }
     done = end;
-    sink.on_frames.Call({Napi::Uint8Array::New(env, used, buffer, 0)});
-    if (env.IsExceptionPending()) return false;
+    if (!call_js_function(env, sink.on_frames, {Napi::Uint8Array::New(env, used, buffer, 0)})) {
+      return false;
+    }
   }
   return true;
 }
