@@ -1,0 +1,48 @@
+// The loader's promises: prebuilds/<platform>-<arch> first, then the local build, an explicit
+// override first of all; and when nothing loads, an error that says what to do.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const require = createRequire(import.meta.url);
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const loaderPath = path.join(root, 'dist/cjs/native-loader.cjs');
+
+test('the loader looks in prebuilds/<platform>-<arch> before the local build', () => {
+  const { candidates } = require(loaderPath);
+  const list = candidates();
+  const prebuilt = list.indexOf(path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'switchboard.node'));
+  const local = list.indexOf(path.join(root, 'build', 'addon', 'switchboard.node'));
+  assert.ok(prebuilt >= 0, `prebuilds path missing from ${list}`);
+  assert.ok(local > prebuilt, 'the local build comes after the prebuilt binary');
+});
+
+test('SWITCHBOARD_NATIVE is tried first', () => {
+  const out = execFileSync(
+    process.execPath,
+    ['-e', `console.log(JSON.stringify(require(${JSON.stringify(loaderPath)}).candidates()))`],
+    { env: { ...process.env, SWITCHBOARD_NATIVE: '/nowhere/custom.node' } },
+  );
+  assert.equal(JSON.parse(out)[0], '/nowhere/custom.node');
+});
+
+test('when nothing loads, the error names every path tried and says what to do', () => {
+  // Run from a copy of the loader in an empty directory: no prebuilds, no build.
+  const script = `
+    const fs = require('fs'), os = require('os'), path = require('path');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-loader-'));
+    fs.copyFileSync(${JSON.stringify(loaderPath)}, path.join(dir, 'native-loader.cjs'));
+    try { require(path.join(dir, 'native-loader.cjs')).loadNative(); console.log('loaded?!'); }
+    catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }
+    finally { fs.rmSync(dir, { recursive: true, force: true }); }`;
+  const env = { ...process.env, SWITCHBOARD_NATIVE: '/nowhere/custom.node' };
+  const result = JSON.parse(execFileSync(process.execPath, ['-e', script], { env }));
+  assert.equal(result.code, 'E_NATIVE_LOAD');
+  assert.match(result.message, /\/nowhere\/custom\.node \(not found\)/);
+  assert.match(result.message, /prebuilds/);
+  assert.match(result.message, /npm run build:native/);
+  assert.match(result.message, /switchboard-ipc\/renderer/);
+});
