@@ -18,6 +18,9 @@
 namespace switchboard {
 namespace {
 
+// How long close() waits for queued frames to drain into the socket before giving up on them.
+constexpr std::chrono::milliseconds kCloseLinger{1000};
+
 std::size_t frame_cost(const Envelope& e) {
   return e.topic.size() + e.payload.size + 32;
 }
@@ -122,8 +125,7 @@ void Client::Impl::close() {
   {
     std::lock_guard lock(mutex_);
     if (!io_.running()) return;
-    running_ = false;
-    online_ = false;
+    running_ = false;  // no submit() after this; what was submitted still goes out
     asio::post(io_.context(), [this] { shutdown(); });
   }
   io_.stop();
@@ -132,9 +134,17 @@ void Client::Impl::close() {
 }
 
 void Client::Impl::shutdown() {
-  closing_ = true;
   if (retry_timer_) retry_timer_->cancel();
   if (handshake_timer_) handshake_timer_->cancel();
+  // What was submitted before close() leaves first, if we are connected to send it.
+  std::vector<Envelope> last;
+  {
+    std::lock_guard lock(mutex_);
+    if (online_) last.swap(inbox_);
+    online_ = false;
+  }
+  for (Envelope& e : last) send_now(e);
+  closing_ = true;
   if (conn_) {
     Envelope bye;
     bye.kind = Kind::goaway;
@@ -142,7 +152,8 @@ void Client::Impl::shutdown() {
     bye.payload = encode_message("client closed");
     WireFrame f;
     (void)encode_frame(bye, f);
-    conn_->close_after(std::move(f));
+    conn_->detach();
+    conn_->close_gracefully(std::move(f), kCloseLinger);
     conn_.reset();
   }
   state_.store(PortState::closed);
@@ -442,25 +453,19 @@ void Client::Impl::send_now(Envelope& env) {
     default:
       break;
   }
-  WireFrame f;
-  Status s = encode_frame(env, f);
-  if (s.ok() && f.size() - kFrameHeaderSize > hub_max_frame_) {
-    s = Status(Errc::frame_too_large,
-               "a " + std::string(kind_name(env.kind)) + " of " + std::to_string(f.size()) +
-                   " bytes exceeds the hub's frame limit of " + std::to_string(hub_max_frame_) +
-                   " bytes; send large data in pieces");
-  }
-  if (!s.ok()) {
-    // The hub would close the connection over it: refuse it here, and answer an invoke so its
-    // caller is not left waiting.
-    if (env.kind == Kind::invoke) {
-      in_flight_.erase(env.id);
-      std::vector<Envelope> failed;
-      failed.push_back(local_error(env.id, s.code(), s.message()));
-      if (cb_.on_batch) cb_.on_batch(failed);
+  if (encoded_body_size(env) > hub_max_frame_) {
+    OversizeAction action = oversize_action(env, hub_max_frame_);
+    if (env.kind == Kind::invoke) in_flight_.erase(env.id);
+    if (action.tell_sender && cb_.on_batch) {
+      std::vector<Envelope> told;
+      told.push_back(std::move(*action.tell_sender));
+      cb_.on_batch(told);
     }
-    return;
+    if (!action.send_instead) return;
+    env = std::move(*action.send_instead);
   }
+  WireFrame f;
+  if (!encode_frame(env, f).ok()) return;  // only past 4 GiB, which the check above rules out
   if (conn_) conn_->send(std::move(f));
 }
 

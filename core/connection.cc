@@ -132,6 +132,20 @@ void Connection::flush() {
     counters_->bytes_out.fetch_add(r.bytes, std::memory_order_relaxed);
     counters_->frames_out.fetch_add(queue_.consume(r.bytes), std::memory_order_relaxed);
   }
+  if (closing_ && open_ && queue_.empty()) close();
+}
+
+void Connection::close_gracefully(WireFrame last, std::chrono::milliseconds linger) {
+  if (!open_) return;
+  reading_ = false;
+  closing_ = true;
+  queue_.push(std::move(last));
+  if (!waiting_writable_) flush();
+  if (!open_) return;  // everything left at once
+  linger_ = std::make_unique<asio::steady_timer>(io_, linger);
+  linger_->async_wait([self = shared_from_this()](std::error_code ec) {
+    if (!ec) self->close();  // the peer did not take it all in time
+  });
 }
 
 void Connection::close_after(WireFrame last) {
@@ -151,6 +165,7 @@ void Connection::close() {
   if (!open_) return;
   open_ = false;
   reading_ = false;
+  if (linger_) linger_->cancel();
   queue_.clear();
   stream_->close();
   detach();

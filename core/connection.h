@@ -16,7 +16,10 @@
 //   timer. After close(), send() drops frames silently.
 #pragma once
 
+#include <asio/steady_timer.hpp>
+
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -59,6 +62,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void send(WireFrame frame);
   // Writes `last` (best effort, without waiting) after what is queued, then closes.
   void close_after(WireFrame last);
+  // Queues `last`, keeps writing until everything queued has left or `linger` has passed, then
+  // closes. Stops reading at once. For an orderly goodbye that loses nothing sent before it.
+  void close_gracefully(WireFrame last, std::chrono::milliseconds linger);
   void close();
 
   bool is_open() const { return open_; }
@@ -87,6 +93,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   ClosedHandler on_closed_;
   bool open_ = true;
   bool reading_ = true;
+  bool closing_ = false;  // close once the queue is empty
+  std::unique_ptr<asio::steady_timer> linger_;
   bool flush_scheduled_ = false;
   bool waiting_writable_ = false;
 };

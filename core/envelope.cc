@@ -197,6 +197,77 @@ Status encode_frame(const Envelope& env, WireFrame& out) {
   return {};
 }
 
+namespace {
+
+std::size_t uint_size(std::uint64_t v) {
+  if (v < 128) return 1;
+  if (v <= 0xff) return 2;
+  if (v <= 0xffff) return 3;
+  if (v <= 0xffffffff) return 5;
+  return 9;
+}
+
+std::size_t str_header_size(std::size_t n) {
+  if (n < 32) return 1;
+  if (n <= 0xff) return 2;
+  if (n <= 0xffff) return 3;
+  return 5;
+}
+
+std::size_t bin_header_size(std::size_t n) {
+  if (n <= 0xff) return 2;
+  if (n <= 0xffff) return 3;
+  return 5;
+}
+
+Envelope frame_error(std::uint64_t id, std::string message) {
+  Envelope e;
+  e.kind = Kind::error;
+  e.id = id;
+  e.topic = std::string(wire_name(Errc::frame_too_large));
+  e.flags = kFlagFromHub;
+  // A msgpack str, as for every hub-raised error (handshake.h encode_message); written here to
+  // keep envelope.cc free of the handshake module.
+  auto buf = std::make_shared<Buffer>();
+  BufferWriter w{buf.get()};
+  msgpack::packer<BufferWriter> pk(w);
+  pk.pack_str(static_cast<std::uint32_t>(message.size()));
+  pk.pack_str_body(message.data(), static_cast<std::uint32_t>(message.size()));
+  e.payload = Slice(std::move(buf));
+  return e;
+}
+
+}  // namespace
+
+std::size_t encoded_body_size(const Envelope& env) {
+  return 1 + uint_size(kProtocolVersion) + uint_size(static_cast<std::uint8_t>(env.kind)) +
+         uint_size(env.id) + str_header_size(env.topic.size()) + env.topic.size() +
+         uint_size(env.flags) + uint_size(env.sender) + bin_header_size(env.payload.size) +
+         env.payload.size;
+}
+
+OversizeAction oversize_action(const Envelope& env, std::size_t max_body) {
+  OversizeAction action;
+  std::string message = "a " + std::string(kind_name(env.kind)) + " of " +
+                        std::to_string(encoded_body_size(env)) +
+                        " bytes exceeds the hub's frame limit of " + std::to_string(max_body) +
+                        " bytes; send large data in pieces, or raise maxFrame on the hub";
+  switch (env.kind) {
+    case Kind::invoke:
+      action.tell_sender = frame_error(env.id, std::move(message));
+      break;
+    case Kind::result:
+    case Kind::error:
+      action.send_instead = frame_error(env.id, "the reply " + message);
+      action.send_instead->flags = 0;  // sent on by a peer: the hub would strip the bit anyway
+      break;
+    default:
+      action.tell_sender = frame_error(0, std::move(message));
+      break;
+  }
+  return action;
+}
+
 std::size_t frame_size_bound(const Envelope& env) {
   // prefix 4 + array 1 + version 1 + kind 2 + id 9 + str header 5 + flags 5 + sender 9 + bin
   // header 5, plus the topic and the payload.

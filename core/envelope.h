@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -90,6 +91,20 @@ Status encode_frame(const Envelope& env, WireFrame& out);
 struct DecodeLimits {
   std::size_t max_topic = kDefaultMaxTopic;
 };
+
+// The exact body size encode_frame() would produce for `env` (without the length prefix).
+std::size_t encoded_body_size(const Envelope& env);
+
+// A frame too large for the hub must not be sent: the hub would close the connection over it.
+// What replaces it, so that nothing vanishes and no caller waits for nothing:
+//  - an INVOKE: its caller gets ERROR E_FRAME_TOO_LARGE at once (tell_sender);
+//  - a RESULT or ERROR: the caller gets ERROR E_FRAME_TOO_LARGE in its place (send_instead);
+//  - anything else (an EVENT): the sender's own consumer gets ERROR id 0 (tell_sender).
+struct OversizeAction {
+  std::optional<Envelope> send_instead;
+  std::optional<Envelope> tell_sender;
+};
+OversizeAction oversize_action(const Envelope& env, std::size_t max_body);
 
 // Decodes one frame body. On success `out.payload` points into `body` and shares its owner.
 Status decode_envelope(const Slice& body, Envelope& out, const DecodeLimits& limits = {});

@@ -784,6 +784,13 @@ void Hub::Impl::drain_local(const std::shared_ptr<LocalLink>& link) {
     Peer* peer = find(link->id);
     if (!peer || peer->closing) break;
     env.sender = peer->id;
+    if (encoded_body_size(env) > opt_.max_frame) {
+      // Socket peers would refuse it as a frame: answer as a client would (envelope.h).
+      OversizeAction action = oversize_action(env, opt_.max_frame);
+      if (action.tell_sender) send_to(*peer, std::move(*action.tell_sender));
+      if (!action.send_instead) continue;
+      env = std::move(*action.send_instead);
+    }
     handle(*peer, env);
   }
   finish_batch();

@@ -175,6 +175,53 @@ TEST(Client, AFrameOverTheHubsLimitIsRefusedLocallyAndItsInvokeAnswered) {
   EXPECT_EQ(c.client->stats().connects, 1u);
 }
 
+TEST(Client, CloseSendsEverythingSubmittedBeforeIt) {
+  HubFixture f;
+  TestClient sub(*f.hub);
+  sub.subscribe("last-words");
+  auto pub = std::make_unique<TestClient>(*f.hub);
+  constexpr int kEvents = 2000;
+  std::vector<Envelope> batch;
+  for (int i = 0; i < kEvents; ++i)
+    batch.push_back(make(Kind::event, "last-words", 0, std::string(200, 'x')));
+  ASSERT_TRUE(pub->client->submit(std::move(batch)).ok());
+  pub->client->close();  // at once: nothing submitted before it may be lost
+  ASSERT_TRUE(sub.rec.wait_count(Kind::event, kEvents));
+}
+
+TEST(Client, AnOversizeResultReachesItsCallerAsAnError) {
+  HubOptions opt;
+  opt.max_frame = 1024;
+  HubFixture f(opt);
+  TestClient caller(*f.hub), server(*f.hub);
+  Client* raw = server.client.get();
+  server.rec.on_envelope = [raw](const Envelope& e) {
+    if (e.kind != Kind::invoke) return;
+    std::vector<Envelope> reply;
+    reply.push_back(make(Kind::result, "", e.id, std::string(4096, 'r')));
+    (void)raw->submit(std::move(reply));
+  };
+  ASSERT_EQ(server.request(Kind::register_, "big-answer")->kind, Kind::result);
+  ASSERT_TRUE(caller.send(make(Kind::invoke, "big-answer", 51)).ok());
+  auto r = caller.rec.wait_reply(51);
+  ASSERT_TRUE(r.has_value()) << "the caller must not be left waiting";
+  EXPECT_EQ(r->kind, Kind::error);
+  EXPECT_EQ(r->topic, "E_FRAME_TOO_LARGE");
+  EXPECT_EQ(f.hub->stats().pending_invokes, 0u);
+}
+
+TEST(Client, AnOversizeEventIsReportedToItsSender) {
+  HubOptions opt;
+  opt.max_frame = 1024;
+  HubFixture f(opt);
+  TestClient c(*f.hub);
+  ASSERT_TRUE(c.send(make(Kind::event, "huge", 0, std::string(4096, 'e'))).ok());
+  auto r = c.rec.wait_reply(0);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->topic, "E_FRAME_TOO_LARGE");
+  EXPECT_EQ(c.client->stats().connects, 1u);  // and the connection lives on
+}
+
 TEST(Client, CloseFromAnyThreadStopsCallbacksAndJoins) {
   HubFixture f;
   auto c = std::make_unique<TestClient>(*f.hub);

@@ -481,3 +481,54 @@ TEST(Kind, UnknownValuesAreNotKnownAndNamedUnknown) {
 
 }  // namespace
 }  // namespace switchboard
+
+namespace switchboard {
+namespace {
+
+TEST(EncodedBodySize, IsExactlyWhatEncodeFrameWrites) {
+  for (std::size_t topic : {0u, 31u, 32u, 255u, 256u, 1024u}) {
+    for (std::size_t payload : {0u, 255u, 256u, 65535u, 65536u}) {
+      for (std::uint64_t id : {0ull, 127ull, 128ull, 65536ull, 1ull << 40}) {
+        Envelope e;
+        e.kind = Kind::invoke;
+        e.id = id;
+        e.sender = id;
+        e.flags = static_cast<std::uint32_t>(id & 0xffffffffu);
+        e.topic = std::string(topic, 't');
+        e.payload = Slice::copy_of(std::string(payload, 'p'));
+        WireFrame f;
+        ASSERT_TRUE(encode_frame(e, f).ok());
+        EXPECT_EQ(encoded_body_size(e), f.size() - kFrameHeaderSize)
+            << "topic " << topic << " payload " << payload << " id " << id;
+        EXPECT_LE(f.size(), frame_size_bound(e));
+      }
+    }
+  }
+}
+
+TEST(OversizeAction, NothingVanishes) {
+  Envelope invoke;
+  invoke.kind = Kind::invoke;
+  invoke.id = 7;
+  auto a = oversize_action(invoke, 10);
+  ASSERT_TRUE(a.tell_sender.has_value());
+  EXPECT_EQ(a.tell_sender->id, 7u);
+  EXPECT_EQ(a.tell_sender->topic, "E_FRAME_TOO_LARGE");
+  EXPECT_FALSE(a.send_instead.has_value());
+  Envelope result;
+  result.kind = Kind::result;
+  result.id = 8;
+  auto b = oversize_action(result, 10);
+  ASSERT_TRUE(b.send_instead.has_value());
+  EXPECT_EQ(b.send_instead->kind, Kind::error);
+  EXPECT_EQ(b.send_instead->id, 8u);
+  EXPECT_FALSE(b.tell_sender.has_value());
+  Envelope event;
+  event.kind = Kind::event;
+  auto c = oversize_action(event, 10);
+  ASSERT_TRUE(c.tell_sender.has_value());
+  EXPECT_EQ(c.tell_sender->id, 0u);
+}
+
+}  // namespace
+}  // namespace switchboard

@@ -635,6 +635,24 @@ TEST(LocalPeer, TheHubsOwnProcessJoinsWithoutASocket) {
   f.expect_clean_teardown(2);
 }
 
+TEST(LocalPeer, AnOversizeInvokeFailsAtOnceInsteadOfReachingSocketPeers) {
+  HubOptions opt;
+  opt.max_frame = 1024;
+  HubFixture f(opt);
+  TestClient remote(*f.hub);
+  ASSERT_EQ(remote.request(Kind::register_, "svc")->kind, Kind::result);
+  Recorder local_rec;
+  auto local = f.hub->connect_local({"main", "main", 0}, local_rec.callbacks());
+  std::vector<Envelope> batch;
+  batch.push_back(make(Kind::invoke, "svc", 9, std::string(4096, 'q')));
+  ASSERT_TRUE(local->submit(std::move(batch)).ok());
+  auto r = local_rec.wait_reply(9);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->topic, "E_FRAME_TOO_LARGE");
+  EXPECT_EQ(remote.rec.count(Kind::invoke), 0u);
+  local->close();
+}
+
 TEST(LocalPeer, IsToldWhenTheHubCloses) {
   HubFixture f;
   Recorder local_rec;
