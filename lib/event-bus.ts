@@ -74,8 +74,11 @@ function checkName(what: string, name: unknown): asserts name is string {
   if (typeof name !== 'string' || name.length === 0) {
     throw new InvalidArgumentError(`Expected the ${what} to be a non-empty string, got ${describe(name)}`);
   }
-  if (name.length > 1024) {
-    throw new InvalidArgumentError(`The ${what} '${name.slice(0, 40)}...' is ${name.length} characters; the limit is 1024`);
+  const bytes = name.length > 341 ? Buffer.byteLength(name) : name.length * 3; // 3 bytes/unit at most
+  if (bytes > 1024 && Buffer.byteLength(name) > 1024) {
+    throw new InvalidArgumentError(
+      `The ${what} '${name.slice(0, 40)}...' is ${Buffer.byteLength(name)} bytes in UTF-8; the limit is 1024`,
+    );
   }
 }
 
@@ -123,7 +126,9 @@ export class EventBus {
   #token: string;
   #timeout: number;
   #offlineMax: number;
+  #offlineMaxBytes: number;
   #offlineCount = 0;
+  #offlineBytes = 0;
   #kind: ProcessKind;
 
   #writer = new ByteWriter(16 * 1024);
@@ -137,6 +142,7 @@ export class EventBus {
   #handlers = new Map<string, Handler>();
   #serving = new Map<number, AbortController>();
   #pending = new Map<number, PendingInvoke>();
+  #localCalls = new Set<{ fail: (err: unknown) => void; controller: AbortController }>();
   #nextId = 1;
   #peers = new Map<number, PeerInfo>();
   #self: PeerInfo;
@@ -158,7 +164,7 @@ export class EventBus {
     }
     this.#timeout = checkPositive('timeout', options.timeout, true) ?? DEFAULT_TIMEOUT;
     this.#offlineMax = checkPositive('offlineQueue.maxFrames', options.offlineQueue?.maxFrames) ?? DEFAULT_OFFLINE_FRAMES;
-    checkPositive('offlineQueue.maxBytes', options.offlineQueue?.maxBytes);
+    this.#offlineMaxBytes = checkPositive('offlineQueue.maxBytes', options.offlineQueue?.maxBytes) ?? 8 * 1024 * 1024;
     checkPositive('reconnect.initialMs', options.reconnect?.initialMs);
     checkPositive('reconnect.maxMs', options.reconnect?.maxMs);
     checkPositive('reconnect.maxAttempts', options.reconnect?.maxAttempts, true);
@@ -267,6 +273,7 @@ export class EventBus {
     for (const [id] of this.#pending) {
       this.#settle(id, undefined, new ClosedError('the bus was closed before the reply arrived'));
     }
+    for (const call of this.#localCalls) call.fail(new ClosedError('the bus was closed before the reply arrived'));
     for (const controller of this.#serving.values()) controller.abort(new ClosedError('the bus was closed'));
     this.#serving.clear();
     this.#port.close();
@@ -386,9 +393,8 @@ export class EventBus {
     if (RESERVED.has(topic)) {
       throw new InvalidArgumentError(`'${topic}' is a bus event, not a topic; choose another topic name`);
     }
-    this.#countOffline();
     const start = this.#writer.pos;
-    this.#write(Kind.event, 0, topic, 0, data, `emit('${topic}') payload`);
+    this.#writeQueued(Kind.event, 0, topic, data, `emit('${topic}') payload`);
     this.#stats.emitted++;
     if (this.#hasLocalListener(topic)) {
       this.#localEvents.push({ topic, start, end: this.#writer.pos });
@@ -444,8 +450,7 @@ export class EventBus {
     const stack = new Error().stack;
     return new Promise((resolve, reject) => {
       try {
-        this.#countOffline();
-        this.#write(Kind.invoke, id, name, 0, req, `invoke('${name}') request`);
+        this.#writeQueued(Kind.invoke, id, name, req, `invoke('${name}') request`);
       } catch (err) {
         reject(err);
         return;
@@ -471,41 +476,44 @@ export class EventBus {
     });
   }
 
-  /** A handler in this very process: no round trip, but the same copy semantics. */
+  /**
+   * A handler in this very process: no round trip, but the same copy semantics and the same
+   * outcomes (a throw or an unencodable result is a RemoteError; close() ends it with ClosedError).
+   */
   async #invokeLocally(name: string, handler: Handler, req: unknown, timeout: number, signal?: AbortSignal): Promise<any> {
     const controller = new AbortController();
     const copy = decode(encodeOne(req, `invoke('${name}') request`));
     const ctx = { sender: this.#self, name, signal: controller.signal };
-    const work = Promise.resolve().then(() => handler(copy, ctx));
-    const races: Promise<any>[] = [work.then((v) => decode(encodeOne(v, `result of '${name}'`)))];
+    const stack = new Error().stack;
+    let fail!: (err: unknown) => void;
+    const ended = new Promise<never>((_, reject) => (fail = reject));
+    const local = { fail, controller };
+    this.#localCalls.add(local);
+    this.#updateRef();
     let timer: ReturnType<typeof setTimeout> | undefined;
     if (timeout > 0) {
-      races.push(
-        new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new TimeoutError(`invoke('${name}') got no reply within ${timeout} ms`)), timeout);
-        }),
-      );
+      timer = setTimeout(() => fail(new TimeoutError(`invoke('${name}') got no reply within ${timeout} ms`)), timeout);
     }
-    let onAbort: (() => void) | undefined;
-    if (signal) {
-      races.push(
-        new Promise((_, reject) => {
-          onAbort = () => reject(new AbortError(`invoke('${name}') was aborted`, signal.reason));
-          signal.addEventListener('abort', onAbort, { once: true });
-        }),
-      );
-    }
+    const onAbort = () => fail(new AbortError(`invoke('${name}') was aborted`, signal!.reason));
+    signal?.addEventListener('abort', onAbort, { once: true });
     this.#stats.sent++;
     this.#stats.served++;
+    const work = Promise.resolve()
+      .then(() => handler(copy, ctx))
+      .then((v) => decode(encodeOne(v, `result of '${name}'`)))
+      .catch((err) => {
+        throw new RemoteError(this.#self, decode(encodeOne(err, 'error')), name, stack);
+      });
     try {
-      return await Promise.race(races);
+      return await Promise.race([work, ended]);
     } catch (err) {
       controller.abort(err);
-      if (err instanceof SwitchboardError || err instanceof CodecError) throw err;
-      throw new RemoteError(this.#self, decode(encodeOne(err, 'error')), name, new Error().stack);
+      throw err;
     } finally {
+      this.#localCalls.delete(local);
+      this.#updateRef();
       if (timer) clearTimeout(timer);
-      if (onAbort) signal!.removeEventListener('abort', onAbort);
+      signal?.removeEventListener('abort', onAbort);
     }
   }
 
@@ -563,16 +571,35 @@ export class EventBus {
     w.reset();
   }
 
-  #countOffline(): void {
+  /**
+   * While not connected, emits and invokes wait in the core's bounded offline queue. Counting
+   * them here too makes a full queue fail loudly and synchronously, in emit() or invoke(), rather
+   * than later at the end of the turn. `bytes` is the frame just written.
+   */
+  #countOffline(bytes: number): void {
     if (this.#state === 'connected') return;
-    if (this.#offlineCount >= this.#offlineMax) {
+    if (this.#offlineCount + 1 > this.#offlineMax || this.#offlineBytes + bytes > this.#offlineMaxBytes) {
       throw new OfflineQueueFullError(
-        `Not connected to the hub (state '${this.#state}') and ${this.#offlineCount} messages already wait ` +
-          `in the offline queue (offlineQueue.maxFrames = ${this.#offlineMax}). Wait for ` +
-          `bus.on('connection') to report 'connected', or raise the limit.`,
+        `Not connected to the hub (state '${this.#state}') and the offline queue is full ` +
+          `(${this.#offlineCount} messages, ${this.#offlineBytes} bytes; limits offlineQueue.maxFrames = ` +
+          `${this.#offlineMax}, maxBytes = ${this.#offlineMaxBytes}). Wait for bus.on('connection') ` +
+          `to report 'connected', or raise the limits.`,
       );
     }
     this.#offlineCount++;
+    this.#offlineBytes += bytes;
+  }
+
+  /** Writes one frame that counts against the offline queue; undoes it if the queue is full. */
+  #writeQueued(kind: number, id: number, topic: string, value: unknown, what: string): void {
+    const start = this.#writer.pos;
+    this.#write(kind, id, topic, 0, value, what);
+    try {
+      this.#countOffline(this.#writer.pos - start);
+    } catch (err) {
+      this.#writer.pos = start;
+      throw err;
+    }
   }
 
   // --- Reading -----------------------------------------------------------------------------
@@ -622,7 +649,8 @@ export class EventBus {
     try {
       return decode(env.payload);
     } catch (err) {
-      throw new SwitchboardError('E_DECODE', `could not decode the ${what}: ${(err as Error).message}`);
+      if (err instanceof CodecError) err.message = `could not decode the ${what}: ${err.message}`;
+      throw err;
     }
   }
 
@@ -679,6 +707,11 @@ export class EventBus {
       this.#settle(env.id, undefined, errorFromCode(env.topic, `invoke('${p.name}'): ${message}`));
       return;
     }
+    if (env.topic === 'E_NO_HANDLER') {
+      // A callee whose handler stopped just before the call arrived (see #serve).
+      this.#settle(env.id, undefined, new NoHandlerError(`invoke('${p.name}'): ${String(this.#safeDecode(env))}`));
+      return;
+    }
     let original: unknown;
     try {
       original = this.#decodePayload(env, `error of '${p.name}'`);
@@ -692,7 +725,8 @@ export class EventBus {
     const id = env.id;
     const handler = this.#handlers.get(env.topic);
     if (!handler) {
-      this.#reply(Kind.error, id, new NoHandlerError(`'${env.topic}' is no longer served by this process`));
+      // Stopped between the hub routing the call and its arrival: answer as the hub would.
+      this.#write(Kind.error, id, 'E_NO_HANDLER', 0, `'${env.topic}' is no longer served by the process it was sent to`, 'error');
       return;
     }
     const controller = new AbortController();
@@ -738,6 +772,14 @@ export class EventBus {
     }
   }
 
+  #safeDecode(env: Envelope): unknown {
+    try {
+      return decode(env.payload);
+    } catch {
+      return env.topic;
+    }
+  }
+
   #peer(id: number): PeerInfo {
     if (id === this.#self.id) return this.#self;
     return this.#peers.get(id) ?? { id, role: 'unknown', name: '', pid: 0 };
@@ -747,6 +789,7 @@ export class EventBus {
     if (state === 'connected') {
       this.#self.id = this.#port.peerId();
       this.#offlineCount = 0;
+      this.#offlineBytes = 0;
       this.#setState('connected', '', '');
       this.#connectedOnce = true;
       const waiters = this.#readyWaiters.splice(0);
@@ -756,11 +799,19 @@ export class EventBus {
       if (this.#state === 'connected') this.#setState('disconnected', code, message);
       this.#setState('reconnecting', code, message);
     } else if (state === 'closed' && !this.#closed) {
-      // The hub refused us for good (wrong token, wrong version) or the hub in this process closed.
+      // The hub refused us for good (wrong token, wrong version, attempts exhausted): the bus is
+      // over, as after close(), and says why; it no longer holds the process.
       const error = errorFromCode(code || 'E_CLOSED', message || 'the connection was closed');
+      this.#closed = true;
       for (const w of this.#readyWaiters.splice(0)) w.reject(error);
       for (const [id] of this.#pending) this.#settle(id, undefined, new ConnectionLostError(error.message));
+      for (const call of this.#localCalls) call.fail(new ConnectionLostError(error.message));
+      for (const controller of this.#serving.values()) controller.abort(error);
+      this.#serving.clear();
       this.#setState('closed', code, message);
+      this.#port.close(); // safe here: the I/O thread never waits for this thread
+      this.#hub?.close();
+      this.#reffed = false;
     }
   }
 
@@ -824,6 +875,7 @@ export class EventBus {
       !this.#closed &&
       (!this.#connectedOnce ||
         this.#pending.size > 0 ||
+        this.#localCalls.size > 0 ||
         this.#handlers.size > 0 ||
         this.#listeners.size > 0 ||
         this.#patterns.size > 0);

@@ -22,13 +22,26 @@ function packageRoot() {
   return path.resolve(__dirname, '..', '..');
 }
 
+function mtime(file) {
+  try {
+    return fs.statSync(file).mtimeMs;
+  } catch {
+    return -1;
+  }
+}
+
 function candidates() {
   const root = packageRoot();
   const override = process.env.SWITCHBOARD_NATIVE;
   const list = [];
   if (override) list.push(path.resolve(override));
-  list.push(path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'switchboard.node'));
-  list.push(path.join(root, 'build', 'addon', 'switchboard.node'));
+  const prebuilt = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'switchboard.node');
+  const local = path.join(root, 'build', 'addon', 'switchboard.node');
+  // In a source checkout (core/ is there) a prebuilt binary left from an earlier `npm pack` must
+  // not shadow a newer local build; an installed package has no local build at all.
+  const checkout = fs.existsSync(path.join(root, 'core'));
+  if (checkout && mtime(local) > mtime(prebuilt)) list.push(local, prebuilt);
+  else list.push(prebuilt, local);
   return list;
 }
 

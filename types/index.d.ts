@@ -182,13 +182,22 @@ export declare class OfflineQueueFullError extends SwitchboardError {
 export declare class NoEndpointError extends SwitchboardError {
   constructor(message: string);
 }
+/**
+ * A handler in another process threw. Keeps the remote's name, message, `code` (whatever type the
+ * remote used), `cause`, own properties and stack (remote frames marked with the remote process).
+ */
 export declare class RemoteError extends SwitchboardError {
+  readonly code: any;
   readonly remote: PeerInfo;
+  /** The constructor name on the remote side, e.g. 'TypeError' or a user subclass. */
   readonly remoteClass: string;
   [key: string]: unknown;
+  constructor(remote: PeerInfo, original: unknown, handlerName: string, localStack?: string);
 }
-/** A value that cannot cross (a function, a symbol, a cycle); `path` names it. */
+/** A value that cannot cross (a function, a symbol, a cycle), or bytes that do not decode. */
 export declare class CodecError extends Error {
   readonly code: 'E_UNSERIALIZABLE' | 'E_DECODE';
+  /** Where the bad value is, e.g. "payload.items[3].fn" (encoding), or '' (decoding). */
   readonly path: string;
+  constructor(code: 'E_UNSERIALIZABLE' | 'E_DECODE', message: string, path?: string);
 }

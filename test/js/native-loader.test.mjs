@@ -11,13 +11,37 @@ const require = createRequire(import.meta.url);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const loaderPath = path.join(root, 'dist/cjs/native-loader.cjs');
 
-test('the loader looks in prebuilds/<platform>-<arch> before the local build', () => {
+test('an installed package looks in prebuilds/<platform>-<arch> before any local build', () => {
+  // An installed package: package.json and prebuilds/, no core/.
+  const script = `
+    const fs = require('fs'), os = require('os'), path = require('path');
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-pkg-'));
+    fs.mkdirSync(path.join(root, 'dist/cjs'), { recursive: true });
+    fs.mkdirSync(path.join(root, 'prebuilds'));
+    fs.writeFileSync(path.join(root, 'package.json'), '{}');
+    fs.copyFileSync(${JSON.stringify(loaderPath)}, path.join(root, 'dist/cjs/native-loader.cjs'));
+    const list = require(path.join(root, 'dist/cjs/native-loader.cjs')).candidates();
+    console.log(JSON.stringify({ root, list }));
+    fs.rmSync(root, { recursive: true, force: true });`;
+  const env = { ...process.env };
+  delete env.SWITCHBOARD_NATIVE;
+  const { root: pkg, list } = JSON.parse(execFileSync(process.execPath, ['-e', script], { env }));
+  assert.deepEqual(list, [
+    path.join(pkg, 'prebuilds', `${process.platform}-${process.arch}`, 'switchboard.node'),
+    path.join(pkg, 'build', 'addon', 'switchboard.node'),
+  ]);
+});
+
+test('in a source checkout the newer of the local build and a prebuilt binary goes first', () => {
   const { candidates } = require(loaderPath);
   const list = candidates();
-  const prebuilt = list.indexOf(path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'switchboard.node'));
-  const local = list.indexOf(path.join(root, 'build', 'addon', 'switchboard.node'));
-  assert.ok(prebuilt >= 0, `prebuilds path missing from ${list}`);
-  assert.ok(local > prebuilt, 'the local build comes after the prebuilt binary');
+  const prebuilt = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'switchboard.node');
+  const local = path.join(root, 'build', 'addon', 'switchboard.node');
+  assert.ok(list.includes(prebuilt) && list.includes(local), `both paths are candidates: ${list}`);
+  const { statSync } = require('node:fs');
+  const age = (f) => { try { return statSync(f).mtimeMs; } catch { return -1; } };
+  const newest = age(local) > age(prebuilt) ? local : prebuilt;
+  assert.equal(list.filter((f) => f === prebuilt || f === local)[0], newest);
 });
 
 test('SWITCHBOARD_NATIVE is tried first', () => {
