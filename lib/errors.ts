@@ -91,10 +91,13 @@ export class RemoteError extends SwitchboardError {
     const message = typeof src.message === 'string' ? src.message : String(original);
     super(typeof src.code === 'string' ? src.code : 'E_REMOTE', message);
     this.remote = remote;
+    // A thrown non-Error (a string, a number) is named by its type.
     this.remoteClass =
-      typeof src.constructor === 'function' && src.constructor !== Object
-        ? src.constructor.name
-        : 'Error';
+      original === null || typeof original !== 'object'
+        ? original === null ? 'null' : typeof original
+        : typeof src.constructor === 'function' && src.constructor !== Object
+          ? src.constructor.name
+          : 'Error';
     this.name = typeof src.name === 'string' ? src.name : 'Error';
     if (src.code !== undefined) (this as { code: unknown }).code = src.code;
     if (src.cause !== undefined) this.cause = src.cause;
