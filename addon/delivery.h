@@ -22,25 +22,77 @@
 #include <initializer_list>
 #include <memory>
 #include <mutex>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 namespace switchboard::addon {
 
-// Calls `fn` without node-addon-api's throwing wrapper: a call that cannot run (environment
-// teardown) must fail quietly instead of turning into a fatal napi_throw. False on failure or
-// when the callback threw (its exception stays pending for Node.js to report).
-inline bool call_js_function(Napi::Env env, const Napi::FunctionReference& fn,
-                             std::initializer_list<napi_value> args) {
-  if (fn.IsEmpty()) return true;
+// The delivery path runs where JavaScript may no longer be able to run (a worker being
+// terminated, environment teardown). node-addon-api turns any failed call into a thrown
+// exception, and a throw that cannot happen there is fatal; so this path uses raw Node-API calls
+// that report failure, and a failure ends the delivery quietly.
+namespace raw {
+
+inline napi_value string(napi_env env, std::string_view s) {
+  napi_value v = nullptr;
+  return napi_create_string_utf8(env, s.data(), s.size(), &v) == napi_ok ? v : nullptr;
+}
+
+inline napi_value number(napi_env env, double d) {
+  napi_value v = nullptr;
+  return napi_create_double(env, d, &v) == napi_ok ? v : nullptr;
+}
+
+// A Uint8Array over a fresh ArrayBuffer of `size` bytes; `data` receives its memory.
+inline napi_value bytes(napi_env env, std::size_t size, std::uint8_t*& data) {
+  napi_value buffer = nullptr;
+  napi_value array = nullptr;
+  void* memory = nullptr;
+  if (napi_create_arraybuffer(env, size, &memory, &buffer) != napi_ok) return nullptr;
+  if (napi_create_typedarray(env, napi_uint8_array, size, buffer, 0, &array) != napi_ok) {
+    return nullptr;
+  }
+  data = static_cast<std::uint8_t*>(memory);
+  return array;
+}
+
+// An object with the given string-keyed values; null if any step fails.
+inline napi_value object(napi_env env,
+                         std::initializer_list<std::pair<const char*, napi_value>> fields) {
+  napi_value o = nullptr;
+  if (napi_create_object(env, &o) != napi_ok) return nullptr;
+  for (const auto& [key, value] : fields) {
+    if (value == nullptr || napi_set_named_property(env, o, key, value) != napi_ok) return nullptr;
+  }
+  return o;
+}
+
+enum class Called { ok, threw, not_run };
+
+// Calls `fn`. `threw`: it ran and threw (its exception stays pending for Node.js to report), so
+// what it was given counts as delivered; `not_run`: JavaScript could not be entered.
+inline Called call(napi_env env, const Napi::FunctionReference& fn,
+                   std::initializer_list<napi_value> args) {
+  if (fn.IsEmpty()) return Called::ok;
+  for (napi_value a : args) {
+    if (a == nullptr) return Called::not_run;
+  }
+  napi_value callee = nullptr;
+  napi_value recv = nullptr;
   napi_value result = nullptr;
-  napi_status status =
-      napi_call_function(env, env.Undefined(), fn.Value(), args.size(), args.begin(), &result);
-  if (status != napi_ok) return false;
+  if (napi_get_reference_value(env, fn, &callee) != napi_ok || callee == nullptr) {
+    return Called::not_run;
+  }
+  if (napi_get_undefined(env, &recv) != napi_ok) return Called::not_run;
+  napi_status status = napi_call_function(env, recv, callee, args.size(), args.begin(), &result);
   bool pending = false;
   napi_is_exception_pending(env, &pending);
-  return !pending;
+  if (pending) return Called::threw;
+  return status == napi_ok ? Called::ok : Called::not_run;
 }
+
+}  // namespace raw
 
 // Sink decides how a run of items reaches JavaScript:
 //   static bool deliver(Napi::Env, Delivery<Sink>&, std::vector<Item>& items, std::size_t& done);
@@ -111,9 +163,13 @@ class Delivery {
       items.swap(self->items_);
       self->scheduled_ = false;
     }
-    Napi::HandleScope scope(env);
+    // A raw scope: node-addon-api's HandleScope would abort if it cannot open one (see raw).
+    napi_handle_scope scope = nullptr;
+    if (napi_open_handle_scope(env, &scope) != napi_ok) return;
     std::size_t done = 0;
-    if (!Sink::deliver(env, *self, items, done) && done < items.size()) {
+    bool delivered = Sink::deliver(env, *self, items, done);
+    napi_close_handle_scope(env, scope);
+    if (!delivered && done < items.size()) {
       // A callback threw: keep what was not delivered, ahead of anything newer.
       std::lock_guard lock(self->mutex_);
       items.erase(items.begin(), items.begin() + static_cast<std::ptrdiff_t>(done));

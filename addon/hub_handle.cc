@@ -51,21 +51,30 @@ Napi::Value HubHandle::local_hubs(const Napi::CallbackInfo& info) {
 bool PeerSink::deliver(Napi::Env env, Delivery<PeerSink>& delivery, std::vector<Item>& items,
                        std::size_t& done) {
   PeerSink& sink = delivery.sink();
-  for (; done < items.size();) {
-    const PeerEvent& ev = items[done++];
-    if (sink.on_peer.IsEmpty()) continue;
-    Napi::Object obj = Napi::Object::New(env);
-    const char* type = ev.type == PeerEvent::Type::joined ? "joined"
-                       : ev.type == PeerEvent::Type::left ? "left"
-                                                          : "rejected";
-    obj.Set("type", type);
-    obj.Set("id", static_cast<double>(ev.id));
-    obj.Set("role", ev.role);
-    obj.Set("name", ev.name);
-    obj.Set("pid", static_cast<double>(ev.pid));
-    obj.Set("code", ev.reason.ok() ? std::string() : std::string(wire_name(ev.reason.code())));
-    obj.Set("message", ev.reason.message());
-    if (!call_js_function(env, sink.on_peer, {obj})) return false;
+  while (done < items.size()) {
+    const PeerEvent& ev = items[done];
+    if (!sink.on_peer.IsEmpty()) {
+      const char* type = ev.type == PeerEvent::Type::joined ? "joined"
+                         : ev.type == PeerEvent::Type::left ? "left"
+                                                            : "rejected";
+      napi_value obj = raw::object(
+          env, {{"type", raw::string(env, type)},
+                {"id", raw::number(env, static_cast<double>(ev.id))},
+                {"role", raw::string(env, ev.role)},
+                {"name", raw::string(env, ev.name)},
+                {"pid", raw::number(env, static_cast<double>(ev.pid))},
+                {"code", raw::string(env, ev.reason.ok() ? std::string_view()
+                                                         : wire_name(ev.reason.code()))},
+                {"message", raw::string(env, ev.reason.message())}});
+      raw::Called called =
+          obj == nullptr ? raw::Called::not_run : raw::call(env, sink.on_peer, {obj});
+      if (called == raw::Called::not_run) return false;
+      if (called == raw::Called::threw) {
+        ++done;
+        return false;
+      }
+    }
+    ++done;
   }
   return true;
 }

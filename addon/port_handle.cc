@@ -17,15 +17,15 @@ bool PortSink::deliver(Napi::Env env, Delivery<PortSink>& delivery, std::vector<
   PortSink& sink = delivery.sink();
   while (done < items.size()) {
     if (auto* change = std::get_if<StateChange>(&items[done])) {
-      ++done;
       const std::string code =
           change->why.ok() ? std::string() : std::string(wire_name(change->why.code()));
-      if (!call_js_function(
-              env, sink.on_state,
-              {Napi::String::New(env, std::string(state_name(change->state))),
-               Napi::String::New(env, code), Napi::String::New(env, change->why.message())})) {
-        return false;
-      }
+      raw::Called called =
+          raw::call(env, sink.on_state,
+                    {raw::string(env, state_name(change->state)), raw::string(env, code),
+                     raw::string(env, change->why.message())});
+      if (called == raw::Called::not_run) return false;
+      ++done;
+      if (called == raw::Called::threw) return false;
       continue;
     }
     // A run of envelopes becomes one buffer of whole frames: one copy of each payload.
@@ -35,16 +35,27 @@ bool PortSink::deliver(Napi::Env env, Delivery<PortSink>& delivery, std::vector<
       bound += frame_size_bound(std::get<Envelope>(items[end]));
       ++end;
     }
-    Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, bound);
-    auto* out = static_cast<std::uint8_t*>(buffer.Data());
+    std::uint8_t* out = nullptr;
+    napi_value whole = raw::bytes(env, bound, out);
+    if (whole == nullptr) return false;
     std::size_t used = 0;
     for (std::size_t i = done; i < end; ++i) {
       used += encode_frame_into(std::get<Envelope>(items[i]), out + used);
     }
-    done = end;
-    if (!call_js_function(env, sink.on_frames, {Napi::Uint8Array::New(env, used, buffer, 0)})) {
-      return false;
+    // A view of exactly the bytes written (the bound is an upper limit).
+    napi_value frames = whole;
+    if (used != bound) {
+      napi_value buffer = nullptr;
+      if (napi_get_typedarray_info(env, whole, nullptr, nullptr, nullptr, &buffer, nullptr) !=
+              napi_ok ||
+          napi_create_typedarray(env, napi_uint8_array, used, buffer, 0, &frames) != napi_ok) {
+        return false;
+      }
     }
+    raw::Called called = raw::call(env, sink.on_frames, {frames});
+    if (called == raw::Called::not_run) return false;
+    done = end;
+    if (called == raw::Called::threw) return false;
   }
   return true;
 }
