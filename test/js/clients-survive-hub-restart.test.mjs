@@ -10,7 +10,6 @@
 // bus events; client-b is paused with SIGSTOP (not a sleep) so that client-a is back on the new hub
 // before client-b's queued events go out.
 import assert from 'node:assert/strict';
-import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -18,30 +17,14 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { EventBus } from '../../dist/esm/index.js';
+import {
+  closeOnRequest, currentRole, deadline, exitCode, forkRole, guardAgainstOrphaning, isAlive,
+  messageFrom, messagesFrom, requestClose,
+} from './support.mjs';
 
 const thisFile = fileURLToPath(import.meta.url);
-const role = process.argv[2] ?? 'main';
+const role = currentRole();
 const N = 1_000;
-
-/**
- * A forked role must not outlive the test process: orphaned by a crash or a runner timeout, it
- * would keep running and hold the runner's output pipe open. This watchdog only notices that; it
- * takes no part in the tests' synchronisation.
- */
-function dieWithParent() {
-  const parent = process.ppid;
-  setInterval(() => {
-    if (process.ppid !== parent) process.kill(process.pid, 'SIGKILL');
-  }, 250).unref();
-}
-
-function within(ms, what, promise) {
-  let timer;
-  const deadline = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
-}
 
 // --- Roles in child processes ------------------------------------------------------------------------
 
@@ -58,12 +41,7 @@ async function runHub() {
   // client-a emits 'a:back' when it is connected again: it re-subscribed first (per-sender order).
   bus.on('a:back', () => process.send({ type: 'a-back' }));
   await bus.ready();
-  process.on('message', async (msg) => {
-    if (msg.type !== 'close') return;
-    await bus.close();
-    const s = bus.stats();
-    process.send({ type: 'closed', pending: s.invokes.pending, serving: s.invokes.serving, state: s.state });
-  });
+  closeOnRequest(bus);
   process.send({ type: 'ready', env: bus.childEnv() });
 }
 
@@ -115,34 +93,7 @@ async function runClient() {
 
 // --- The orchestrator ---------------------------------------------------------------------------------
 
-/** Forks a role and keeps every IPC message it sends, so none is missed. */
-function start(roleName, args = [], env = {}) {
-  const { NODE_TEST_CONTEXT: _, ...base } = process.env;
-  const child = fork(thisFile, [roleName, ...args], { env: { ...base, ...env } });
-  child.log = [];
-  child.waiters = [];
-  child.on('message', (msg) => {
-    child.log.push(msg);
-    for (const w of [...child.waiters]) {
-      if (w.pred(msg)) {
-        child.waiters.splice(child.waiters.indexOf(w), 1);
-        w.resolve(msg);
-      }
-    }
-  });
-  child.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  return child;
-}
-
-/** The first message (already received or still to come) matching `pred`. */
-function message(child, pred) {
-  const seen = child.log.find(pred);
-  if (seen) return Promise.resolve(seen);
-  return new Promise((resolve) => child.waiters.push({ pred, resolve }));
-}
-
-const states = (child) => child.log.filter((m) => m.type === 'state').map((m) => m.state);
-const isAlive = (child) => child && child.exitCode === null && child.signalCode === null;
+const states = (child) => messagesFrom(child).filter((m) => m.type === 'state').map((m) => m.state);
 
 function runMain() {
   describe('clients survive a hub restart', { timeout: 60_000 }, () => {
@@ -159,15 +110,15 @@ function runMain() {
       dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-'));
       endpoint = path.join(dir, 'hub.sock');
       token = randomBytes(16).toString('hex');
-      h1 = start('hub', [endpoint, token, 'hub-1']);
-      const ready = await within(10_000, 'H1 ready', message(h1, (m) => m.type === 'ready' || m.type === 'error'));
+      h1 = forkRole(thisFile, 'hub', {}, [endpoint, token, 'hub-1']);
+      const ready = await deadline(10_000, 'H1 ready', messageFrom(h1, (m) => m.type === 'ready' || m.type === 'error'));
       assert.equal(ready.type, 'ready', `H1 failed to start: ${ready.message}`);
       clientEnv = ready.env;
       assert.ok(Object.values(clientEnv).includes(endpoint), 'childEnv() names the fixed endpoint');
       assert.ok(Object.values(clientEnv).includes(token), 'childEnv() carries the fixed token');
-      a = start('client-a', [], clientEnv);
-      b = start('client-b', [], clientEnv);
-      await within(10_000, 'clients ready', Promise.all([message(a, (m) => m.type === 'ready'), message(b, (m) => m.type === 'ready')]));
+      a = forkRole(thisFile, 'client-a', clientEnv);
+      b = forkRole(thisFile, 'client-b', clientEnv);
+      await deadline(10_000, 'clients ready', Promise.all([messageFrom(a, (m) => m.type === 'ready'), messageFrom(b, (m) => m.type === 'ready')]));
     });
 
     after(() => {
@@ -183,28 +134,28 @@ function runMain() {
     it('clients report \'connected\' on start, and events flow through H1', { timeout: 10_000 }, async () => {
       assert.deepEqual(states(a), ['connected']);
       assert.deepEqual(states(b), ['connected']);
-      const got = message(a, (m) => m.type === 'warmup-received');
+      const got = messageFrom(a, (m) => m.type === 'warmup-received');
       b.send({ type: 'emit-warmup' });
-      await within(5_000, 'warm-up event at client-a', got);
+      await deadline(5_000, 'warm-up event at client-a', got);
     });
 
     it('H1 is killed: each client reports \'disconnected\' then \'reconnecting\'', { timeout: 10_000 }, async () => {
       h1.kill('SIGKILL');
-      assert.deepEqual(await within(5_000, 'H1 exit', h1.exited), { code: null, signal: 'SIGKILL' });
-      await within(5_000, 'clients reconnecting', Promise.all([
-        message(a, (m) => m.type === 'state' && m.state === 'reconnecting'),
-        message(b, (m) => m.type === 'state' && m.state === 'reconnecting'),
+      assert.deepEqual(await deadline(5_000, 'H1 exit', exitCode(h1)), { code: null, signal: 'SIGKILL' });
+      await deadline(5_000, 'clients reconnecting', Promise.all([
+        messageFrom(a, (m) => m.type === 'state' && m.state === 'reconnecting'),
+        messageFrom(b, (m) => m.type === 'state' && m.state === 'reconnecting'),
       ]));
       assert.deepEqual(states(a), ['connected', 'disconnected', 'reconnecting']);
       assert.deepEqual(states(b), ['connected', 'disconnected', 'reconnecting']);
-      const disconnected = a.log.find((m) => m.type === 'state' && m.state === 'disconnected');
+      const disconnected = messagesFrom(a).find((m) => m.type === 'state' && m.state === 'disconnected');
       assert.equal(typeof disconnected.code, 'string');
     });
 
     it(`while the hub is down, ${N} emits wait in the offline queue`, { timeout: 10_000 }, async () => {
-      const queued = message(b, (m) => m.type === 'queued');
+      const queued = messageFrom(b, (m) => m.type === 'queued');
       b.send({ type: 'emit-queue', n: N });
-      const q = await within(5_000, 'queued', queued);
+      const q = await deadline(5_000, 'queued', queued);
       assert.equal(q.threw, null, 'emit() does not throw while the queue has room');
       assert.equal(q.state, 'reconnecting');
       assert.equal(q.offlineQueued, N + 1, 'every item and the end marker wait in the queue');
@@ -214,41 +165,39 @@ function runMain() {
       assert.ok(fs.statSync(endpoint).isSocket(), 'the dead hub left its socket file behind');
       // Hold client-b's queue back until client-a is subscribed on H2 (see the file comment).
       assert.ok(b.kill('SIGSTOP'));
-      h2 = start('hub', [endpoint, token, 'hub-2']);
-      const ready = await within(5_000, 'H2 ready', message(h2, (m) => m.type === 'ready' || m.type === 'error'));
+      h2 = forkRole(thisFile, 'hub', {}, [endpoint, token, 'hub-2']);
+      const ready = await deadline(5_000, 'H2 ready', messageFrom(h2, (m) => m.type === 'ready' || m.type === 'error'));
       assert.equal(ready.type, 'ready', `H2 failed to start on the stale endpoint: ${ready.code} ${ready.message}`);
       assert.deepEqual(ready.env, clientEnv, 'same endpoint and token');
     });
 
     it('clients reconnect and re-subscribe; the queued events reach the other client, all in order', { timeout: 15_000 }, async () => {
-      await within(5_000, 'client-a back on H2', message(h2, (m) => m.type === 'a-back'));
-      const received = message(a, (m) => m.type === 'received');
+      await deadline(5_000, 'client-a back on H2', messageFrom(h2, (m) => m.type === 'a-back'));
+      const received = messageFrom(a, (m) => m.type === 'received');
       assert.ok(b.kill('SIGCONT'));
-      const r = await within(10_000, 'queued events at client-a', received);
+      const r = await deadline(10_000, 'queued events at client-a', received);
       assert.deepEqual(r, { type: 'received', count: N, firstBad: -1, expected: N });
       assert.deepEqual(states(a), ['connected', 'disconnected', 'reconnecting', 'connected']);
-      await within(5_000, 'client-b connected', message(b, (m) => m.type === 'state' && m.state === 'connected' && states(b).length > 1));
+      await deadline(5_000, 'client-b connected', messageFrom(b, (m) => m.type === 'state' && m.state === 'connected' && states(b).length > 1));
       assert.deepEqual(states(b), ['connected', 'disconnected', 'reconnecting', 'connected']);
     });
 
     it('every process closes with nothing pending and exits by itself', { timeout: 15_000 }, async () => {
       for (const [name, child] of [['client-a', a], ['client-b', b], ['H2', h2]]) {
-        const closed = message(child, (m) => m.type === 'closed');
-        child.send({ type: 'close' });
-        const c = await within(5_000, `${name} closed`, closed);
+        const c = await deadline(5_000, `${name} closed`, requestClose(child));
         assert.equal(c.pending, 0, `${name}: invokes.pending`);
         assert.equal(c.serving, 0, `${name}: invokes.serving`);
         assert.equal(c.state, 'closed');
         if ('offlineQueued' in c) assert.equal(c.offlineQueued, 0, `${name}: offline queue drained`);
         child.disconnect(); // the IPC channel was the last thing that could keep it alive
-        assert.deepEqual(await within(5_000, `${name} exit`, child.exited), { code: 0, signal: null }, `${name} exits by itself`);
+        assert.deepEqual(await deadline(5_000, `${name} exit`, exitCode(child)), { code: 0, signal: null }, `${name} exits by itself`);
       }
       assert.equal(fs.existsSync(endpoint), false, 'H2 removed its socket file on close');
     });
   });
 }
 
-if (role !== 'main') dieWithParent();
+if (role !== 'main') guardAgainstOrphaning();
 if (role === 'main') runMain();
 else if (role === 'hub') await runHub();
 else await runClient();

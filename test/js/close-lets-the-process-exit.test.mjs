@@ -7,74 +7,16 @@
 // 'closer' (a forked client), 'hub-proc' (a forked hub process) with 'hub-worker' (its worker
 // thread), and 'lingering' (a forked client of hub-proc).
 import assert from 'node:assert/strict';
-import { fork } from 'node:child_process';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Worker, workerData } from 'node:worker_threads';
 import { ClosedError, EventBus } from '../../dist/esm/index.js';
+import {
+  checkClosed, closeOnRequest, currentRole, deadline, exitCode, forkRole, guardAgainstOrphaning,
+  killLeftovers, messageFrom, messagesFrom, requestClose, startWorker,
+} from './support.mjs';
 
 const thisFile = fileURLToPath(import.meta.url);
-const role = workerData?.role ?? process.argv[2] ?? 'main';
-
-/**
- * A forked role must not outlive the test process: orphaned by a crash or a runner timeout, it
- * would keep running and hold the runner's output pipe open. This watchdog only notices that; it
- * takes no part in the tests' synchronisation.
- */
-function dieWithParent() {
-  const parent = process.ppid;
-  setInterval(() => {
-    if (process.ppid !== parent) process.kill(process.pid, 'SIGKILL');
-  }, 250).unref();
-}
-
-function within(ms, what, promise) {
-  let timer;
-  const deadline = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
-}
-
-function baseEnv() {
-  const { NODE_TEST_CONTEXT: _, ...env } = process.env;
-  return env;
-}
-
-/** Forks a role, keeps every IPC message it sends, and records how it exits. */
-function start(roleName, env) {
-  const child = fork(thisFile, [roleName], { env: { ...baseEnv(), ...env } });
-  child.log = [];
-  child.waiters = [];
-  child.on('message', (msg) => {
-    child.log.push(msg);
-    for (const w of [...child.waiters]) {
-      if (w.pred(msg)) {
-        child.waiters.splice(child.waiters.indexOf(w), 1);
-        w.resolve(msg);
-      }
-    }
-  });
-  child.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  return child;
-}
-
-function message(child, pred) {
-  const seen = child.log.find(pred);
-  if (seen) return Promise.resolve(seen);
-  return new Promise((resolve) => child.waiters.push({ pred, resolve }));
-}
-
-const isAlive = (child) => child && child.exitCode === null && child.signalCode === null;
-
-/** Sets process.exitCode (never process.exit) when a bus did not close cleanly. */
-function checkClosed(bus, who) {
-  const s = bus.stats();
-  if (s.invokes.pending !== 0 || s.invokes.serving !== 0 || s.state !== 'closed') {
-    console.error(`${who}: unclean close`, JSON.stringify(s));
-    process.exitCode = 1;
-  }
-}
+const role = currentRole();
 
 // --- Roles ------------------------------------------------------------------------------------------
 
@@ -121,8 +63,8 @@ async function runHubProc() {
     return new Promise(() => {});
   });
   const lingeringReady = bus.once('lingering:ready');
-  const worker = new Worker(thisFile, { workerData: { role: 'hub-worker' } });
-  const workerExit = new Promise((resolve) => worker.once('exit', resolve));
+  const worker = startWorker(thisFile, 'hub-worker');
+  const workerExit = exitCode(worker);
   process.send({ type: 'env', env: bus.childEnv() });
   await lingeringReady;
   const workerExitCode = await workerExit;
@@ -152,12 +94,7 @@ async function runLingering() {
   bus.on('hp:tick', () => {});
   await bus.ready();
   bus.emit('lingering:ready');
-  process.on('message', async (msg) => {
-    if (msg.type !== 'close') return;
-    await bus.close();
-    const s = bus.stats();
-    process.send({ type: 'closed', pending: s.invokes.pending, serving: s.invokes.serving, state: s.state });
-  });
+  closeOnRequest(bus);
 }
 
 // --- The tests ----------------------------------------------------------------------------------------
@@ -167,7 +104,7 @@ function runMain() {
   let bus;
 
   after(async () => {
-    for (const child of children) if (isAlive(child)) child.kill('SIGKILL');
+    killLeftovers(children);
     await bus?.close();
   });
 
@@ -188,42 +125,40 @@ function runMain() {
       const last = bus.once('closer:last');
       const hello = bus.once('closer:hello');
 
-      const closer = start('closer', bus.childEnv());
+      const closer = forkRole(thisFile, 'closer', bus.childEnv());
       children.push(closer);
-      assert.deepEqual(await within(10_000, 'closer hello', hello), { sum: 5 });
-      assert.deepEqual(await within(5_000, 'hub -> closer invoke', bus.invoke('closer:echo', [1, 'two'])), [1, 'two']);
+      assert.deepEqual(await deadline(10_000, 'closer hello', hello), { sum: 5 });
+      assert.deepEqual(await deadline(5_000, 'hub -> closer invoke', bus.invoke('closer:echo', [1, 'two'])), [1, 'two']);
       bus.emit('closer:tick');
       bus.emit('closer:go');
 
-      await within(5_000, 'closing', message(closer, (m) => m.type === 'closing'));
-      assert.deepEqual(await within(5_000, 'closer to exit after close()', closer.exited), { code: 0, signal: null });
-      assert.deepEqual(await within(2_000, 'the last emit before close()', last), { last: true }, 'close() delivered the last emit');
-      assert.equal(await within(2_000, 'the pending call to be cancelled', aborted), 'closer');
+      await deadline(5_000, 'closing', messageFrom(closer, (m) => m.type === 'closing'));
+      assert.deepEqual(await deadline(5_000, 'closer to exit after close()', exitCode(closer)), { code: 0, signal: null });
+      assert.deepEqual(await deadline(2_000, 'the last emit before close()', last), { last: true }, 'close() delivered the last emit');
+      assert.equal(await deadline(2_000, 'the pending call to be cancelled', aborted), 'closer');
       assert.equal(bus.stats().invokes.serving, 0);
       assert.equal(bus.stats().hub.pendingInvokes, 0);
     });
 
     it('a hub process exits by itself within 5 s of close(), code 0, with a client still connected', { timeout: 20_000 }, async () => {
-      const hub = start('hub-proc');
+      const hub = forkRole(thisFile, 'hub-proc');
       children.push(hub);
-      const { env } = await within(10_000, 'hub-proc env', message(hub, (m) => m.type === 'env'));
-      const lingering = start('lingering', env);
+      const { env } = await deadline(10_000, 'hub-proc env', messageFrom(hub, (m) => m.type === 'env'));
+      const lingering = forkRole(thisFile, 'lingering', env);
       children.push(lingering);
 
-      const closing = await within(10_000, 'hub-proc closing', message(hub, (m) => m.type === 'closing'));
+      const closing = await deadline(10_000, 'hub-proc closing', messageFrom(hub, (m) => m.type === 'closing'));
       assert.equal(closing.workerExitCode, 0, 'its worker closed cleanly and exited by itself');
       assert.deepEqual(closing.hellos, [{ sum: 42 }], 'the worker\'s emit right before close() arrived');
-      assert.deepEqual(await within(5_000, 'hub-proc to exit after close()', hub.exited), { code: 0, signal: null });
+      assert.deepEqual(await deadline(5_000, 'hub-proc to exit after close()', exitCode(hub)), { code: 0, signal: null });
 
       // The client left behind notices, and can still close and exit by itself.
-      await within(5_000, 'lingering reconnecting', message(lingering, (m) => m.type === 'state' && m.state === 'reconnecting'));
-      const seen = lingering.log.filter((m) => m.type === 'state').map((m) => m.state);
+      await deadline(5_000, 'lingering reconnecting', messageFrom(lingering, (m) => m.type === 'state' && m.state === 'reconnecting'));
+      const seen = messagesFrom(lingering).filter((m) => m.type === 'state').map((m) => m.state);
       assert.deepEqual(seen, ['connected', 'disconnected', 'reconnecting']);
-      const closed = message(lingering, (m) => m.type === 'closed');
-      lingering.send({ type: 'close' });
-      assert.deepEqual(await within(5_000, 'lingering closed', closed), { type: 'closed', pending: 0, serving: 0, state: 'closed' });
+      assert.deepEqual(await deadline(5_000, 'lingering closed', requestClose(lingering)), { type: 'closed', pending: 0, serving: 0, state: 'closed' });
       lingering.disconnect();
-      assert.deepEqual(await within(5_000, 'lingering to exit', lingering.exited), { code: 0, signal: null });
+      assert.deepEqual(await deadline(5_000, 'lingering to exit', exitCode(lingering)), { code: 0, signal: null });
     });
 
     it('the hub closes with nothing pending', { timeout: 5_000 }, async () => {
@@ -236,7 +171,7 @@ function runMain() {
   });
 }
 
-if (role !== 'main' && !workerData) dieWithParent();
+if (role !== 'main') guardAgainstOrphaning();
 const roles = {
   main: runMain,
   closer: runCloser,

@@ -7,22 +7,14 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Worker, workerData } from 'node:worker_threads';
+import { currentRole, deadline, exitCode, startWorker } from './support.mjs';
 
 const require = createRequire(import.meta.url);
 const switchboard = require('../../dist/cjs/index.js');
 const { EventBus, NoHandlerError, RemoteError, detectProcess } = switchboard;
 
 const thisFile = fileURLToPath(import.meta.url);
-const role = workerData?.role ?? 'main';
-
-function within(ms, what, promise) {
-  let timer;
-  const deadline = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
-}
+const role = currentRole();
 
 async function runWorker() {
   const bus = new EventBus({ name: 'cjs-worker' });
@@ -51,20 +43,19 @@ function runMain() {
         throw new TypeError('from the hub');
       });
       const hello = bus.once('cjs:hello');
-      const worker = new Worker(thisFile, { workerData: { role: 'worker' } });
-      const exited = new Promise((resolve) => worker.once('exit', resolve));
+      const worker = startWorker(thisFile, 'worker');
       worker.on('error', (err) => console.error('worker error', err));
 
-      const h = await within(10_000, 'hello from the worker', hello);
+      const h = await deadline(10_000, 'hello from the worker', hello);
       assert.equal(h.sum, 42);
       assert.ok(h.when instanceof Date && h.when.getTime() === 7);
-      assert.deepEqual(await within(5_000, 'hub -> worker', bus.invoke('cjs:whoami', 'hi')), { kind: 'worker', caller: 'cjs-hub', req: 'hi' });
+      assert.deepEqual(await deadline(5_000, 'hub -> worker', bus.invoke('cjs:whoami', 'hi')), { kind: 'worker', caller: 'cjs-hub', req: 'hi' });
       await assert.rejects(bus.invoke('cjs:nobody'), (err) => err instanceof NoHandlerError && err.code === 'E_NO_HANDLER');
       // A local handler's error is a RemoteError too, of this module's class.
       await assert.rejects(bus.invoke('cjs:fail'), (err) => err instanceof RemoteError && err.name === 'TypeError');
 
       bus.emit('cjs:bye');
-      assert.equal(await within(5_000, 'worker exit', exited), 0, 'the worker closes and exits by itself');
+      assert.equal(await deadline(5_000, 'worker exit', exitCode(worker)), 0, 'the worker closes and exits by itself');
       await bus.close();
       const s = bus.stats();
       assert.equal(s.invokes.pending, 0);

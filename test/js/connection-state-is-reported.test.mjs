@@ -7,58 +7,17 @@
 // (a worker thread), 'hub' (a forked hub process) and 'client' (a forked client of it).
 // Synchronised by worker and child_process messages.
 import assert from 'node:assert/strict';
-import { fork } from 'node:child_process';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Worker, parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { EventBus } from '../../dist/esm/index.js';
+import {
+  closeOnRequest, currentRole, deadline, exitCode, forkRole, guardAgainstOrphaning, killLeftovers,
+  messageFrom, messagesFrom, requestClose, startWorker,
+} from './support.mjs';
 
 const thisFile = fileURLToPath(import.meta.url);
-const role = workerData?.role ?? process.argv[2] ?? 'main';
-
-/**
- * A forked role must not outlive the test process: orphaned by a crash or a runner timeout, it
- * would keep running and hold the runner's output pipe open. This watchdog only notices that; it
- * takes no part in the tests' synchronisation.
- */
-function dieWithParent() {
-  const parent = process.ppid;
-  setInterval(() => {
-    if (process.ppid !== parent) process.kill(process.pid, 'SIGKILL');
-  }, 250).unref();
-}
-
-function within(ms, what, promise) {
-  let timer;
-  const deadline = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
-}
-
-function start(roleName, env = {}) {
-  const { NODE_TEST_CONTEXT: _, ...base } = process.env;
-  const child = fork(thisFile, [roleName], { env: { ...base, ...env } });
-  child.log = [];
-  child.waiters = [];
-  child.on('message', (msg) => {
-    child.log.push(msg);
-    for (const w of [...child.waiters]) {
-      if (w.pred(msg)) {
-        child.waiters.splice(child.waiters.indexOf(w), 1);
-        w.resolve(msg);
-      }
-    }
-  });
-  child.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  return child;
-}
-
-function message(child, pred) {
-  const seen = child.log.find(pred);
-  if (seen) return Promise.resolve(seen);
-  return new Promise((resolve) => child.waiters.push({ pred, resolve }));
-}
+const role = currentRole();
 
 // --- Roles -------------------------------------------------------------------------------------------
 
@@ -91,12 +50,7 @@ async function runClient() {
     () => process.send({ type: 'invoke-ended', name: 'resolved' }),
     (err) => process.send({ type: 'invoke-ended', name: err.name, code: err.code, message: err.message, state: bus.stats().state }),
   );
-  process.on('message', async (msg) => {
-    if (msg.type !== 'close') return;
-    await bus.close();
-    const s = bus.stats();
-    process.send({ type: 'closed', pending: s.invokes.pending, serving: s.invokes.serving, state: s.state });
-  });
+  closeOnRequest(bus);
 }
 
 // --- The tests ----------------------------------------------------------------------------------------
@@ -104,7 +58,7 @@ async function runClient() {
 function runMain() {
   const children = [];
   after(() => {
-    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    killLeftovers(children);
   });
 
   describe('connection state is reported', { timeout: 60_000 }, () => {
@@ -112,11 +66,11 @@ function runMain() {
       const bus = new EventBus({ role: 'hub', name: 'hub' });
       const events = [];
       bus.on('connection', (ev) => events.push(ev));
-      await within(5_000, 'hub ready', bus.ready());
+      await deadline(5_000, 'hub ready', bus.ready());
       assert.deepEqual(events, [{ state: 'connected', code: '', message: '' }]);
       assert.equal(bus.stats().state, 'connected');
 
-      const worker = new Worker(thisFile, { workerData: { role: 'worker' } });
+      const worker = startWorker(thisFile, 'worker');
       const messages = [];
       const done = new Promise((resolve, reject) => {
         worker.on('message', (m) => {
@@ -125,11 +79,10 @@ function runMain() {
         });
         worker.once('error', reject);
       });
-      const exited = new Promise((resolve) => worker.once('exit', resolve));
-      await within(10_000, 'worker reports', done);
+      await deadline(10_000, 'worker reports', done);
       assert.deepEqual(messages[0], { states: ['connected'], stats: 'connected' });
       assert.deepEqual(messages[1], { states: ['connected', 'closed'] });
-      assert.equal(await within(5_000, 'worker exit', exited), 0, 'the worker exits by itself after close()');
+      assert.equal(await deadline(5_000, 'worker exit', exitCode(worker)), 0, 'the worker exits by itself after close()');
 
       await bus.close();
       assert.deepEqual(events.map((e) => e.state), ['connected', 'closed']);
@@ -138,38 +91,36 @@ function runMain() {
     });
 
     it('a client process whose hub dies: \'disconnected\' then \'reconnecting\'; its invoke fails at once; close() still works', { timeout: 20_000 }, async () => {
-      const hub = start('hub');
+      const hub = forkRole(thisFile, 'hub');
       children.push(hub);
-      const { env } = await within(10_000, 'hub env', message(hub, (m) => m.type === 'env'));
-      const client = start('client', env);
+      const { env } = await deadline(10_000, 'hub env', messageFrom(hub, (m) => m.type === 'env'));
+      const client = forkRole(thisFile, 'client', env);
       children.push(client);
-      await within(10_000, 'client connected and calling', Promise.all([
-        message(client, (m) => m.type === 'state' && m.state === 'connected'),
-        message(hub, (m) => m.type === 'hang-called'),
+      await deadline(10_000, 'client connected and calling', Promise.all([
+        messageFrom(client, (m) => m.type === 'state' && m.state === 'connected'),
+        messageFrom(hub, (m) => m.type === 'hang-called'),
       ]));
 
       hub.kill('SIGKILL');
-      const ended = await within(2_000, 'the in-flight invoke to end', message(client, (m) => m.type === 'invoke-ended'));
+      const ended = await deadline(2_000, 'the in-flight invoke to end', messageFrom(client, (m) => m.type === 'invoke-ended'));
       assert.equal(ended.name, 'ConnectionLostError', `${ended.name}: ${ended.message}`);
       assert.equal(ended.code, 'E_CONNECTION_LOST');
-      await within(5_000, 'reconnecting', message(client, (m) => m.type === 'state' && m.state === 'reconnecting'));
-      const states = client.log.filter((m) => m.type === 'state');
+      await deadline(5_000, 'reconnecting', messageFrom(client, (m) => m.type === 'state' && m.state === 'reconnecting'));
+      const states = messagesFrom(client).filter((m) => m.type === 'state');
       assert.deepEqual(states.map((s) => s.state), ['connected', 'disconnected', 'reconnecting']);
       assert.equal(states[0].code, '');
       assert.ok(typeof states[1].code === 'string' && states[1].code.length > 0, `'disconnected' says why (code '${states[1].code}')`);
-      assert.deepEqual(await within(5_000, 'hub exit', hub.exited), { code: null, signal: 'SIGKILL' });
+      assert.deepEqual(await deadline(5_000, 'hub exit', exitCode(hub)), { code: null, signal: 'SIGKILL' });
 
-      const closed = message(client, (m) => m.type === 'closed');
-      client.send({ type: 'close' });
-      assert.deepEqual(await within(5_000, 'client closed', closed), { type: 'closed', pending: 0, serving: 0, state: 'closed' });
-      assert.equal(client.log.filter((m) => m.type === 'state').at(-1).state, 'closed');
+      assert.deepEqual(await deadline(5_000, 'client closed', requestClose(client)), { type: 'closed', pending: 0, serving: 0, state: 'closed' });
+      assert.equal(messagesFrom(client).filter((m) => m.type === 'state').at(-1).state, 'closed');
       client.disconnect();
-      assert.deepEqual(await within(5_000, 'client exit', client.exited), { code: 0, signal: null }, 'exits by itself');
+      assert.deepEqual(await deadline(5_000, 'client exit', exitCode(client)), { code: 0, signal: null }, 'exits by itself');
     });
   });
 }
 
-if (role !== 'main' && !workerData) dieWithParent();
+if (role !== 'main') guardAgainstOrphaning();
 const roles = { main: runMain, worker: runWorker, hub: runHub, client: runClient };
 if (!roles[role]) throw new Error(`unknown role ${role}`);
 await roles[role]();

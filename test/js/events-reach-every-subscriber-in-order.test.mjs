@@ -6,57 +6,18 @@
 // (forked processes that join with the hub's childEnv()), 'worker' (a worker thread in the hub's
 // process, which finds the hub by itself). Everything is synchronised by bus messages.
 import assert from 'node:assert/strict';
-import { fork } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Worker, workerData } from 'node:worker_threads';
 import { EventBus } from '../../dist/esm/index.js';
+import {
+  checkClosed, collectEvents, currentRole, deadline, exitCode, forkRole, guardAgainstOrphaning,
+  killLeftovers, startWorker,
+} from './support.mjs';
 
 const thisFile = fileURLToPath(import.meta.url);
-const role = workerData?.role ?? process.argv[2] ?? 'main';
+const role = currentRole();
 const PEERS = ['child-a', 'child-b', 'worker'];
 const SEQ_COUNT = 10_000;
-
-/** Fails with a clear message if `promise` has not settled within `ms` (a deadline, not a wait). */
-/**
- * A forked role must not outlive the test process: orphaned by a crash or a runner timeout, it
- * would keep running and hold the runner's output pipe open. This watchdog only notices that; it
- * takes no part in the tests' synchronisation.
- */
-function dieWithParent() {
-  const parent = process.ppid;
-  setInterval(() => {
-    if (process.ppid !== parent) process.kill(process.pid, 'SIGKILL');
-  }, 250).unref();
-}
-
-function within(ms, what, promise) {
-  let timer;
-  const deadline = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
-}
-
-/** Resolves with the payloads of the first `n` events on `topic` that pass `filter`. */
-function collect(bus, topic, n, filter = () => true) {
-  return new Promise((resolve) => {
-    const got = [];
-    const off = bus.on(topic, (data) => {
-      if (!filter(data)) return;
-      got.push(data);
-      if (got.length === n) {
-        off();
-        resolve(got);
-      }
-    });
-  });
-}
-
-function childEnv(bus) {
-  const { NODE_TEST_CONTEXT: _, ...env } = process.env;
-  return { ...env, ...bus.childEnv() };
-}
 
 // --- Peer roles: child-a, child-b (processes) and worker (thread) ---------------------------------
 
@@ -118,11 +79,7 @@ async function runPeer() {
   // Teardown: close on request, then exit by itself; a dirty stats() fails the exit code.
   bus.on('test:quit', async () => {
     await bus.close();
-    const s = bus.stats();
-    if (s.invokes.pending !== 0 || s.invokes.serving !== 0 || s.state !== 'closed') {
-      console.error(`${role}: unclean close`, JSON.stringify(s));
-      process.exitCode = 1;
-    }
+    checkClosed(bus, role);
   });
   bus.emit('peer:ready', { role, pid: process.pid });
 }
@@ -134,27 +91,23 @@ function runMain() {
     let bus;
     const children = {};
     let worker;
-    let workerExit;
 
     before(async () => {
       bus = new EventBus({ role: 'hub', name: 'hub' });
       await bus.ready();
-      const ready = collect(bus, 'peer:ready', PEERS.length);
+      const ready = collectEvents(bus, 'peer:ready', PEERS.length);
       for (const name of ['child-a', 'child-b']) {
-        const child = fork(thisFile, [name], { env: childEnv(bus) });
-        child.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-        children[name] = child;
+        children[name] = forkRole(thisFile, name, bus.childEnv());
       }
-      worker = new Worker(thisFile, { workerData: { role: 'worker' } });
-      workerExit = new Promise((resolve) => worker.once('exit', resolve));
+      worker = startWorker(thisFile, 'worker');
       worker.on('error', (err) => console.error('worker error', err));
-      const roles = (await within(15_000, 'peers ready', ready)).map((r) => r.role).sort();
+      const roles = (await deadline(15_000, 'peers ready', ready)).map((r) => r.role).sort();
       assert.deepEqual(roles, [...PEERS].sort());
     });
 
     after(async () => {
       // Only reached with live peers when a test failed: do not leave them behind.
-      for (const child of Object.values(children)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      killLeftovers(Object.values(children));
       await worker?.terminate();
       await bus?.close();
     });
@@ -162,12 +115,12 @@ function runMain() {
     it('one emit reaches both children, the worker and the hub\'s own listeners, once each', { timeout: 10_000 }, async () => {
       const local = [];
       const offLocal = bus.on('fan:out', (data, ctx) => local.push({ data, sender: ctx.sender }));
-      const acks = collect(bus, 'fan:got', PEERS.length * 2);
+      const acks = collectEvents(bus, 'fan:got', PEERS.length * 2);
       const when = new Date(1_700_000_000_000);
       bus.emit('fan:out', { n: 1, when });
       // A second emit: a duplicate of the first would be acknowledged before it (per-sender order).
       bus.emit('fan:out', { n: 2, when });
-      const got = await within(5_000, 'fan-out acknowledgements', acks);
+      const got = await deadline(5_000, 'fan-out acknowledgements', acks);
       offLocal();
 
       for (const peer of PEERS) {
@@ -197,15 +150,15 @@ function runMain() {
         received++;
       });
       const hubEnd = bus.once('seq:end');
-      const reports = collect(bus, 'seq:report', 2, (r) => r.role === 'child-b' || r.role === 'worker');
+      const reports = collectEvents(bus, 'seq:report', 2, (r) => r.role === 'child-b' || r.role === 'worker');
       const droppedBefore = bus.stats().hub.eventsDropped;
 
-      assert.equal(await within(10_000, 'burst invoke', bus.invoke('child-a:burst', { count: SEQ_COUNT })), SEQ_COUNT);
-      assert.deepEqual(await within(20_000, 'seq:end at the hub', hubEnd), { count: SEQ_COUNT });
+      assert.equal(await deadline(10_000, 'burst invoke', bus.invoke('child-a:burst', { count: SEQ_COUNT })), SEQ_COUNT);
+      assert.deepEqual(await deadline(20_000, 'seq:end at the hub', hubEnd), { count: SEQ_COUNT });
       offSeq();
       assert.deepEqual({ received, outOfOrder, firstBad }, { received: SEQ_COUNT, outOfOrder: 0, firstBad: -1 }, 'at the hub');
 
-      for (const r of await within(20_000, 'order reports', reports)) {
+      for (const r of await deadline(20_000, 'order reports', reports)) {
         assert.deepEqual(
           { role: r.role, received: r.received, outOfOrder: r.outOfOrder, firstBad: r.firstBad, senders: r.senders },
           { role: r.role, received: SEQ_COUNT, outOfOrder: 0, firstBad: -1, senders: ['child-a'] },
@@ -216,15 +169,15 @@ function runMain() {
     });
 
     it('after off() a child gets no more deliveries (the hub stops routing to it)', { timeout: 10_000 }, async () => {
-      const report = collect(bus, 'unsub:report', 1, (r) => r.role === 'child-b');
+      const report = collectEvents(bus, 'unsub:report', 1, (r) => r.role === 'child-b');
       // Tick 1 is delivered. The off-tick invoke goes after it (per-sender order), so child-b has
       // seen tick 1 before it calls off(); its reply comes after its UNSUBSCRIBE reached the hub.
       bus.emit('unsub:tick', { n: 1 });
-      await within(5_000, 'off-tick', bus.invoke('child-b:off-tick'));
+      await deadline(5_000, 'off-tick', bus.invoke('child-b:off-tick'));
       bus.emit('unsub:tick', { n: 2 });
       bus.emit('unsub:tick', { n: 3 });
       bus.emit('unsub:marker');
-      const [r] = await within(5_000, 'unsubscribe report', report);
+      const [r] = await deadline(5_000, 'unsubscribe report', report);
       assert.deepEqual(r.ticks, [1], 'no tick after off()');
       assert.equal(r.receivedSinceOff, 1, 'only the marker reached child-b after off(): the hub stopped routing ticks to it');
     });
@@ -235,27 +188,27 @@ function runMain() {
       bus.on('hubunsub:tick', listener);
       // child-a emits a tick, then a marker: when the marker is here, so is the tick.
       let marker = bus.once('hubunsub:marker');
-      await within(5_000, 'tick and marker', bus.invoke('child-a:emit-jobs', ['hubunsub:tick', 'hubunsub:marker']));
-      await within(5_000, 'marker 1', marker);
+      await deadline(5_000, 'tick and marker', bus.invoke('child-a:emit-jobs', ['hubunsub:tick', 'hubunsub:marker']));
+      await deadline(5_000, 'marker 1', marker);
       assert.deepEqual(ticks, ['child-a']);
 
       bus.off('hubunsub:tick', listener);
       const receivedAtOff = bus.stats().received;
       marker = bus.once('hubunsub:marker');
-      await within(5_000, 'tick and marker', bus.invoke('child-a:emit-jobs', ['hubunsub:tick', 'hubunsub:marker']));
-      await within(5_000, 'marker 2', marker);
+      await deadline(5_000, 'tick and marker', bus.invoke('child-a:emit-jobs', ['hubunsub:tick', 'hubunsub:marker']));
+      await deadline(5_000, 'marker 2', marker);
       assert.deepEqual(ticks, ['child-a'], 'no tick after off()');
       assert.equal(bus.stats().received - receivedAtOff, 1, 'only the marker reached the hub\'s bus after off()');
     });
 
     it('a pattern subscription (\'job:*\') matches by prefix, once per event', { timeout: 10_000 }, async () => {
       // Hub -> child-b: the child's pattern and exact listeners.
-      const report = collect(bus, 'job-report', 1, (r) => r.role === 'child-b');
+      const report = collectEvents(bus, 'job-report', 1, (r) => r.role === 'child-b');
       for (const topic of ['job:start', 'job:progress', 'jobs:x', 'job', 'other:job:x', 'job:deep:nested']) {
         bus.emit(topic, { topic });
       }
       bus.emit('jobs-done');
-      const [r] = await within(5_000, 'job report', report);
+      const [r] = await deadline(5_000, 'job report', report);
       assert.deepEqual(r.pattern, ['job:start', 'job:progress', 'job:deep:nested']);
       assert.deepEqual(r.exact, ['job:start']);
 
@@ -263,8 +216,8 @@ function runMain() {
       const seen = [];
       const off = bus.on('job:*', (data, ctx) => seen.push([ctx.topic, ctx.sender.name, data.from]));
       const done = bus.once('jobs-done-from-peer');
-      await within(5_000, 'emit-jobs', bus.invoke('child-a:emit-jobs', ['job:a', 'nojob:a', 'job:b', 'job']));
-      await within(5_000, 'jobs-done-from-peer', done);
+      await deadline(5_000, 'emit-jobs', bus.invoke('child-a:emit-jobs', ['job:a', 'nojob:a', 'job:b', 'job']));
+      await deadline(5_000, 'jobs-done-from-peer', done);
       off();
       assert.deepEqual(seen, [
         ['job:a', 'child-a', 'child-a'],
@@ -275,9 +228,9 @@ function runMain() {
     it('closes: every peer exits by itself, the hub has nothing pending', { timeout: 15_000 }, async () => {
       bus.emit('test:quit');
       for (const [name, child] of Object.entries(children)) {
-        assert.deepEqual(await within(5_000, `${name} exit`, child.exited), { code: 0, signal: null }, `${name} closed cleanly and exited`);
+        assert.deepEqual(await deadline(5_000, `${name} exit`, exitCode(child)), { code: 0, signal: null }, `${name} closed cleanly and exited`);
       }
-      assert.equal(await within(5_000, 'worker exit', workerExit), 0);
+      assert.equal(await deadline(5_000, 'worker exit', exitCode(worker)), 0);
       await bus.close();
       const s = bus.stats();
       assert.equal(s.state, 'closed');
@@ -287,6 +240,6 @@ function runMain() {
   });
 }
 
-if (role !== 'main' && !workerData) dieWithParent();
+if (role !== 'main') guardAgainstOrphaning();
 if (role === 'main') runMain();
 else await runPeer();

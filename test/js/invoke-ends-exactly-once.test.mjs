@@ -7,7 +7,6 @@
 // never answer), 'victim' (a forked handler process killed mid-call) and 'caller-victim' (a
 // forked caller killed mid-call). Synchronised by bus messages only.
 import assert from 'node:assert/strict';
-import { fork } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -18,51 +17,12 @@ import {
   NoHandlerError,
   TimeoutError,
 } from '../../dist/esm/index.js';
+import {
+  currentRole, deadline, exitCode, forkRole, guardAgainstOrphaning, killLeftovers, nextEvent,
+} from './support.mjs';
 
 const thisFile = fileURLToPath(import.meta.url);
-const role = process.argv[2] ?? 'main';
-
-/**
- * A forked role must not outlive the test process: orphaned by a crash or a runner timeout, it
- * would keep running and hold the runner's output pipe open. This watchdog only notices that; it
- * takes no part in the tests' synchronisation.
- */
-function dieWithParent() {
-  const parent = process.ppid;
-  setInterval(() => {
-    if (process.ppid !== parent) process.kill(process.pid, 'SIGKILL');
-  }, 250).unref();
-}
-
-function within(ms, what, promise) {
-  let timer;
-  const deadline = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
-}
-
-/** The next payload on `topic` that passes `filter`. */
-function next(bus, topic, filter = () => true) {
-  return new Promise((resolve) => {
-    const off = bus.on(topic, (data) => {
-      if (!filter(data)) return;
-      off();
-      resolve(data);
-    });
-  });
-}
-
-function childEnv(bus) {
-  const { NODE_TEST_CONTEXT: _, ...env } = process.env;
-  return { ...env, ...bus.childEnv() };
-}
-
-function forkRole(bus, name) {
-  const child = fork(thisFile, [name], { env: childEnv(bus) });
-  child.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  return child;
-}
+const role = currentRole();
 
 /** Settles to the rejection reason, and fails if the promise resolves. */
 function rejection(promise) {
@@ -145,28 +105,26 @@ function runMain() {
         return new Promise(() => {});
       });
       const ready = bus.once('server:ready');
-      server = forkRole(bus, 'server');
-      await within(15_000, 'server ready', ready);
+      server = forkRole(thisFile, 'server', bus.childEnv());
+      await deadline(15_000, 'server ready', ready);
     });
 
     after(async () => {
-      for (const child of [server, ...others]) {
-        if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      }
+      killLeftovers([server, ...others]);
       await bus?.close();
     });
 
     it('timeout: TimeoutError (E_TIMEOUT), and the CANCEL aborts the handler\'s signal', { timeout: 10_000 }, async () => {
-      const started = next(bus, 'never:started', (d) => d.id === 'timeout');
-      const aborted = next(bus, 'never:aborted', (d) => d.id === 'timeout');
+      const started = nextEvent(bus, 'never:started', (d) => d.id === 'timeout');
+      const aborted = nextEvent(bus, 'never:aborted', (d) => d.id === 'timeout');
       const t0 = performance.now();
-      const err = await within(5_000, 'invoke', rejection(bus.invoke('server:never', { id: 'timeout' }, { timeout: 200 })));
+      const err = await deadline(5_000, 'invoke', rejection(bus.invoke('server:never', { id: 'timeout' }, { timeout: 200 })));
       const elapsed = performance.now() - t0;
       assert.ok(err instanceof TimeoutError, `a TimeoutError, got ${err?.name}: ${err?.message}`);
       assert.equal(err.code, 'E_TIMEOUT');
       assert.ok(elapsed >= 190 && elapsed < 1_500, `rejected after ${elapsed.toFixed(0)} ms, expected about 200`);
-      assert.deepEqual(await within(2_000, 'handler started', started), { id: 'timeout', aborted: false });
-      const a = await within(2_000, 'the handler\'s signal to abort', aborted);
+      assert.deepEqual(await deadline(2_000, 'handler started', started), { id: 'timeout', aborted: false });
+      const a = await deadline(2_000, 'the handler\'s signal to abort', aborted);
       assert.equal(a.reason, 'AbortError');
       assert.equal(a.serving, 0, 'the server no longer counts the call as serving');
       assert.equal(bus.stats().invokes.pending, 0);
@@ -175,10 +133,10 @@ function runMain() {
 
     it('timeout of a handler in the same process aborts its signal too', { timeout: 10_000 }, async () => {
       const aborted = bus.once('local:aborted');
-      const err = await within(5_000, 'invoke', rejection(bus.invoke('hub:never-local', 1, { timeout: 200 })));
+      const err = await deadline(5_000, 'invoke', rejection(bus.invoke('hub:never-local', 1, { timeout: 200 })));
       assert.ok(err instanceof TimeoutError, `a TimeoutError, got ${err?.name}`);
       assert.equal(err.code, 'E_TIMEOUT');
-      assert.ok((await within(2_000, 'local abort', aborted)).reason, 'the signal has a reason');
+      assert.ok((await deadline(2_000, 'local abort', aborted)).reason, 'the signal has a reason');
     });
 
     it('abort before the call: AbortError, and nothing is sent', { timeout: 10_000 }, async () => {
@@ -187,43 +145,43 @@ function runMain() {
       ac.abort(reason);
       const sentBefore = bus.stats().invokes.sent;
       const routedBefore = bus.stats().hub.invokesRouted;
-      const err = await within(5_000, 'invoke', rejection(bus.invoke('server:never', { id: 'pre' }, { signal: ac.signal })));
+      const err = await deadline(5_000, 'invoke', rejection(bus.invoke('server:never', { id: 'pre' }, { signal: ac.signal })));
       assert.ok(err instanceof AbortError, `an AbortError, got ${err?.name}`);
       assert.equal(err.name, 'AbortError');
       assert.equal(err.code, 'E_ABORTED');
       assert.equal(err.cause, reason, 'the signal\'s reason is the cause');
       assert.equal(bus.stats().invokes.sent, sentBefore);
-      assert.equal(await within(5_000, 'ping', bus.invoke('server:ping')), 'pong');
+      assert.equal(await deadline(5_000, 'ping', bus.invoke('server:ping')), 'pong');
       assert.equal(bus.stats().hub.invokesRouted - routedBefore, 1, 'only the ping reached the hub');
     });
 
     it('abort during the call: AbortError at once, and the handler\'s signal is aborted', { timeout: 10_000 }, async () => {
       const ac = new AbortController();
-      const started = next(bus, 'never:started', (d) => d.id === 'during');
-      const aborted = next(bus, 'never:aborted', (d) => d.id === 'during');
+      const started = nextEvent(bus, 'never:started', (d) => d.id === 'during');
+      const aborted = nextEvent(bus, 'never:aborted', (d) => d.id === 'during');
       const call = rejection(bus.invoke('server:never', { id: 'during' }, { signal: ac.signal, timeout: 0 }));
-      await within(5_000, 'handler started', started);
+      await deadline(5_000, 'handler started', started);
       const t0 = performance.now();
       ac.abort(new Error('stop'));
-      const err = await within(2_000, 'invoke', call);
+      const err = await deadline(2_000, 'invoke', call);
       const elapsed = performance.now() - t0;
       assert.ok(err instanceof AbortError, `an AbortError, got ${err?.name}`);
       assert.equal(err.code, 'E_ABORTED');
       assert.ok(elapsed < 100, `rejected ${elapsed.toFixed(0)} ms after abort()`);
-      const a = await within(2_000, 'the handler\'s signal to abort', aborted);
+      const a = await deadline(2_000, 'the handler\'s signal to abort', aborted);
       assert.equal(a.serving, 0);
       assert.equal(bus.stats().hub.pendingInvokes, 0);
     });
 
     it('no handler: NoHandlerError (E_NO_HANDLER) in under 300 ms, from the hub and from a child', { timeout: 10_000 }, async () => {
       const t0 = performance.now();
-      const err = await within(5_000, 'invoke', rejection(bus.invoke('nobody:home', 1)));
+      const err = await deadline(5_000, 'invoke', rejection(bus.invoke('nobody:home', 1)));
       const elapsed = performance.now() - t0;
       assert.ok(err instanceof NoHandlerError, `a NoHandlerError, got ${err?.name}`);
       assert.equal(err.code, 'E_NO_HANDLER');
       assert.ok(elapsed < 300, `took ${elapsed.toFixed(1)} ms`);
 
-      const d = await within(5_000, 'invoke', bus.invoke('server:call', { name: 'nobody:home', req: 2 }));
+      const d = await deadline(5_000, 'invoke', bus.invoke('server:call', { name: 'nobody:home', req: 2 }));
       assert.equal(d.name, 'NoHandlerError');
       assert.equal(d.code, 'E_NO_HANDLER');
       assert.ok(d.elapsed < 300, `took ${d.elapsed.toFixed(1)} ms in the child`);
@@ -231,21 +189,21 @@ function runMain() {
 
     it('the handler\'s process is killed mid-call: every caller gets ConnectionLostError within 1 s', { timeout: 15_000 }, async () => {
       const ready = bus.once('victim:ready');
-      const victim = forkRole(bus, 'victim');
+      const victim = forkRole(thisFile, 'victim', bus.childEnv());
       others.push(victim);
-      await within(10_000, 'victim ready', ready);
+      await deadline(10_000, 'victim ready', ready);
 
-      const startedFromHub = next(bus, 'victim:started', (d) => d.caller === 'hub');
-      const startedFromServer = next(bus, 'victim:started', (d) => d.caller === 'server');
+      const startedFromHub = nextEvent(bus, 'victim:started', (d) => d.caller === 'hub');
+      const startedFromServer = nextEvent(bus, 'victim:started', (d) => d.caller === 'server');
       const fromHub = rejection(bus.invoke('victim:hang', null, { timeout: 30_000 }));
       const fromServer = bus.invoke('server:call', { name: 'victim:hang', options: { timeout: 30_000 } });
-      await within(5_000, 'both calls reached the victim', Promise.all([startedFromHub, startedFromServer]));
+      await deadline(5_000, 'both calls reached the victim', Promise.all([startedFromHub, startedFromServer]));
 
       const t0 = performance.now();
       victim.kill('SIGKILL');
-      const err = await within(2_000, 'hub caller', fromHub);
+      const err = await deadline(2_000, 'hub caller', fromHub);
       const hubElapsed = performance.now() - t0;
-      const d = await within(2_000, 'server caller', fromServer);
+      const d = await deadline(2_000, 'server caller', fromServer);
       const serverElapsed = performance.now() - t0;
 
       assert.ok(err instanceof ConnectionLostError, `a ConnectionLostError, got ${err?.name}: ${err?.message}`);
@@ -254,7 +212,7 @@ function runMain() {
       assert.equal(d.name, 'ConnectionLostError');
       assert.equal(d.code, 'E_CONNECTION_LOST');
       assert.ok(serverElapsed < 1_000, `the child's call ended ${serverElapsed.toFixed(0)} ms after the kill`);
-      assert.deepEqual(await within(5_000, 'victim exit', victim.exited), { code: null, signal: 'SIGKILL' });
+      assert.deepEqual(await deadline(5_000, 'victim exit', exitCode(victim)), { code: null, signal: 'SIGKILL' });
       assert.equal(bus.stats().hub.pendingInvokes, 0);
       assert.equal(bus.stats().invokes.pending, 0);
     });
@@ -266,27 +224,27 @@ function runMain() {
       const aborted = new Promise((resolve) => {
         hang.aborted = resolve;
       });
-      const callerVictim = forkRole(bus, 'caller-victim');
+      const callerVictim = forkRole(thisFile, 'caller-victim', bus.childEnv());
       others.push(callerVictim);
-      const sender = await within(10_000, 'the call from caller-victim', started);
+      const sender = await deadline(10_000, 'the call from caller-victim', started);
       assert.equal(sender.name, 'caller-victim');
       assert.equal(sender.pid, callerVictim.pid);
       assert.equal(bus.stats().invokes.serving, 1);
 
       const t0 = performance.now();
       callerVictim.kill('SIGKILL');
-      const reason = await within(2_000, 'the handler\'s signal to abort', aborted);
+      const reason = await deadline(2_000, 'the handler\'s signal to abort', aborted);
       const elapsed = performance.now() - t0;
       assert.ok(elapsed < 1_000, `aborted ${elapsed.toFixed(0)} ms after the kill`);
       assert.ok(reason instanceof Error, 'the signal has an Error reason');
       assert.equal(bus.stats().invokes.serving, 0);
       assert.equal(bus.stats().hub.pendingInvokes, 0);
-      await within(5_000, 'caller-victim exit', callerVictim.exited);
+      await deadline(5_000, 'caller-victim exit', exitCode(callerVictim));
     });
 
     it('closes: the server exits by itself, the hub has nothing pending', { timeout: 15_000 }, async () => {
       bus.emit('test:quit');
-      assert.deepEqual(await within(5_000, 'server exit', server.exited), { code: 0, signal: null });
+      assert.deepEqual(await deadline(5_000, 'server exit', exitCode(server)), { code: 0, signal: null });
       await bus.close();
       const s = bus.stats();
       assert.equal(s.invokes.pending, 0);
@@ -295,7 +253,7 @@ function runMain() {
   });
 }
 
-if (role !== 'main') dieWithParent();
+if (role !== 'main') guardAgainstOrphaning();
 if (role === 'main') runMain();
 else if (role === 'server') await runServer();
 else if (role === 'victim') await runVictim();

@@ -7,30 +7,22 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Worker, parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { EventBus, NoEndpointError, detectProcess } from '../../dist/esm/index.js';
+import { currentRole, deadline, exitCode, startWorker } from './support.mjs';
 
 const thisFile = fileURLToPath(import.meta.url);
-const role = workerData?.role ?? 'main';
-
-function within(ms, what, promise) {
-  let timer;
-  const deadline = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
-}
+const role = currentRole();
 
 /** Runs a worker that answers with one message, and checks it exits cleanly. */
 async function askWorker(data) {
-  const worker = new Worker(thisFile, { workerData: { role: 'worker', ...data } });
+  const worker = startWorker(thisFile, 'worker', data);
   const reply = new Promise((resolve, reject) => {
     worker.once('message', resolve);
     worker.once('error', reject);
   });
-  const exited = new Promise((resolve) => worker.once('exit', resolve));
-  const answer = await within(10_000, 'worker reply', reply);
-  assert.equal(await within(5_000, 'worker exit', exited), 0, 'the worker exits by itself');
+  const answer = await deadline(10_000, 'worker reply', reply);
+  assert.equal(await deadline(5_000, 'worker exit', exitCode(worker)), 0, 'the worker exits by itself');
   return answer;
 }
 

@@ -7,38 +7,13 @@
 // Roles: 'main' (the test process and the hub) and 'child-a' (a forked process). Both build the
 // same value table from the same code, so each side checks what arrived against its own copy.
 import assert from 'node:assert/strict';
-import { fork } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { CodecError, EventBus, RemoteError } from '../../dist/esm/index.js';
+import { checkClosed, currentRole, deadline, exitCode, forkRole, guardAgainstOrphaning, isAlive } from './support.mjs';
 
 const thisFile = fileURLToPath(import.meta.url);
-const role = process.argv[2] ?? 'main';
-
-/**
- * A forked role must not outlive the test process: orphaned by a crash or a runner timeout, it
- * would keep running and hold the runner's output pipe open. This watchdog only notices that; it
- * takes no part in the tests' synchronisation.
- */
-function dieWithParent() {
-  const parent = process.ppid;
-  setInterval(() => {
-    if (process.ppid !== parent) process.kill(process.pid, 'SIGKILL');
-  }, 250).unref();
-}
-
-function within(ms, what, promise) {
-  let timer;
-  const deadline = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
-}
-
-function childEnv(bus) {
-  const { NODE_TEST_CONTEXT: _, ...env } = process.env;
-  return { ...env, ...bus.childEnv() };
-}
+const role = currentRole();
 
 // --- The value table ---------------------------------------------------------------------------------
 
@@ -331,11 +306,7 @@ async function runChild() {
 
   bus.on('test:quit', async () => {
     await bus.close();
-    const s = bus.stats();
-    if (s.invokes.pending !== 0 || s.invokes.serving !== 0 || s.state !== 'closed') {
-      console.error(`${role}: unclean close`, JSON.stringify(s));
-      process.exitCode = 1;
-    }
+    checkClosed(bus, role);
   });
   bus.emit('peer:ready', { role });
 }
@@ -356,20 +327,19 @@ function runMain() {
         throw makeValidationError();
       });
       const ready = bus.once('peer:ready');
-      child = fork(thisFile, ['child-a'], { env: childEnv(bus) });
-      child.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-      await within(15_000, 'child-a ready', ready);
+      child = forkRole(thisFile, 'child-a', bus.childEnv());
+      await deadline(15_000, 'child-a ready', ready);
     });
 
     after(async () => {
-      if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      if (isAlive(child)) child.kill('SIGKILL');
       await bus?.close();
     });
 
     describe('hub -> child (invoke request)', () => {
       for (const entry of table) {
         it(entry.name, { timeout: 10_000 }, async () => {
-          const v = await within(5_000, entry.name, bus.invoke(`child-a:check:${entry.name}`, entry.value));
+          const v = await deadline(5_000, entry.name, bus.invoke(`child-a:check:${entry.name}`, entry.value));
           assert.ok(v.ok, `child-a saw a different value: ${v.message}`);
         });
       }
@@ -378,7 +348,7 @@ function runMain() {
     describe('child -> hub (invoke result)', () => {
       for (const entry of table) {
         it(entry.name, { timeout: 10_000 }, async () => {
-          const actual = await within(5_000, entry.name, bus.invoke(`child-a:get:${entry.name}`));
+          const actual = await deadline(5_000, entry.name, bus.invoke(`child-a:get:${entry.name}`));
           checkEntry(entry, actual);
         });
       }
@@ -388,7 +358,7 @@ function runMain() {
       for (const entry of table) {
         it(entry.name, { timeout: 10_000 }, async () => {
           // child-a invokes hub:check:<name> with the bare value; the hub's handler checks it.
-          const v = await within(5_000, entry.name, bus.invoke(`child-a:send:${entry.name}`));
+          const v = await deadline(5_000, entry.name, bus.invoke(`child-a:send:${entry.name}`));
           assert.ok(v.ok, `the hub saw a different value: ${v.message}`);
         });
       }
@@ -398,15 +368,15 @@ function runMain() {
       const verdicts = bus.once('event-verdicts');
       for (const entry of table) bus.emit(`value:${entry.name}`, entry.value);
       bus.emit('values-sent');
-      const got = await within(10_000, 'event verdicts', verdicts);
+      const got = await deadline(10_000, 'event verdicts', verdicts);
       const bad = table.filter((e) => !got[e.name]?.ok).map((e) => `${e.name}: ${got[e.name]?.message ?? 'never arrived'}`);
       assert.deepEqual(bad, [], 'hub -> child events');
 
       const back = new Map();
       const off = bus.on('back:*', (value, ctx) => back.set(ctx.topic.slice('back:'.length), value));
       const done = bus.once('back-done');
-      await within(5_000, 'emit-all', bus.invoke('child-a:emit-all'));
-      await within(5_000, 'back-done', done);
+      await deadline(5_000, 'emit-all', bus.invoke('child-a:emit-all'));
+      await deadline(5_000, 'back-done', done);
       off();
       const failures = [];
       for (const entry of table) {
@@ -421,7 +391,7 @@ function runMain() {
 
     describe('an error thrown by a handler keeps its fidelity', () => {
       it('child throws, hub gets a RemoteError with name, message, code, cause, own property and both stacks', { timeout: 10_000 }, async () => {
-        const err = await within(5_000, 'invoke', bus.invoke('child-a:throw-validation').then(
+        const err = await deadline(5_000, 'invoke', bus.invoke('child-a:throw-validation').then(
           () => assert.fail('resolved'),
           (e) => e,
         ));
@@ -443,7 +413,7 @@ function runMain() {
       });
 
       it('hub throws, child gets the same RemoteError', { timeout: 10_000 }, async () => {
-        const d = await within(5_000, 'invoke', bus.invoke('child-a:call-describe', 'hub:throw-validation'));
+        const d = await deadline(5_000, 'invoke', bus.invoke('child-a:call-describe', 'hub:throw-validation'));
         assert.deepEqual(
           { isRemoteError: d.isRemoteError, name: d.name, message: d.message, code: d.code, field: d.field, details: d.details, causeIsError: d.causeIsError, causeMessage: d.causeMessage, remotePid: d.remotePid },
           { isRemoteError: true, name: 'ValidationError', message: 'email is invalid', code: 'E_VALIDATION', field: 'email', details: { min: 3, tags: ['a'] }, causeIsError: true, causeMessage: 'inner cause', remotePid: process.pid },
@@ -453,7 +423,7 @@ function runMain() {
       });
 
       it('a handler that throws a non-Error still rejects with a RemoteError', { timeout: 10_000 }, async () => {
-        await assert.rejects(within(5_000, 'invoke', bus.invoke('child-a:throw-string')), (err) => {
+        await assert.rejects(deadline(5_000, 'invoke', bus.invoke('child-a:throw-string')), (err) => {
           assert.ok(err instanceof RemoteError);
           assert.equal(err.message, 'a plain string');
           return true;
@@ -503,11 +473,11 @@ function runMain() {
         assert.throws(() => bus.emit('after-bad', { n: 2, fn() {} }), CodecError);
         bus.emit('after-bad', { n: 3 });
         bus.emit('after-bad-marker');
-        assert.deepEqual(await within(5_000, 'report', report), [{ n: 1 }, { n: 3 }]);
+        assert.deepEqual(await deadline(5_000, 'report', report), [{ n: 1 }, { n: 3 }]);
       });
 
       it('a client\'s emit() refuses them too', { timeout: 10_000 }, async () => {
-        const r = await within(5_000, 'invoke', bus.invoke('child-a:try-bad-emit'));
+        const r = await deadline(5_000, 'invoke', bus.invoke('child-a:try-bad-emit'));
         assert.deepEqual(
           { threw: r.threw, isCodecError: r.isCodecError, name: r.name, code: r.code },
           { threw: true, isCodecError: true, name: 'CodecError', code: 'E_UNSERIALIZABLE' },
@@ -516,7 +486,7 @@ function runMain() {
       });
 
       it('a handler result that cannot cross fails the invoke, naming the path, instead of hanging', { timeout: 10_000 }, async () => {
-        await assert.rejects(within(5_000, 'invoke', bus.invoke('child-a:bad-result')), (err) => {
+        await assert.rejects(deadline(5_000, 'invoke', bus.invoke('child-a:bad-result')), (err) => {
           assert.ok(err instanceof RemoteError, `a RemoteError, got ${err?.name}`);
           assert.equal(err.name, 'CodecError');
           assert.ok(err.message.includes('.nested.fn'), err.message);
@@ -527,7 +497,7 @@ function runMain() {
 
     it('closes: the child exits by itself, the hub has nothing pending', { timeout: 15_000 }, async () => {
       bus.emit('test:quit');
-      assert.deepEqual(await within(5_000, 'child-a exit', child.exited), { code: 0, signal: null });
+      assert.deepEqual(await deadline(5_000, 'child-a exit', exitCode(child)), { code: 0, signal: null });
       await bus.close();
       const s = bus.stats();
       assert.equal(s.invokes.pending, 0);
@@ -536,6 +506,6 @@ function runMain() {
   });
 }
 
-if (role !== 'main') dieWithParent();
+if (role !== 'main') guardAgainstOrphaning();
 if (role === 'main') runMain();
 else await runChild();

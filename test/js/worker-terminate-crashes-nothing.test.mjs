@@ -8,27 +8,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Worker, workerData } from 'node:worker_threads';
+import { workerData } from 'node:worker_threads';
 import { ConnectionLostError, EventBus } from '../../dist/esm/index.js';
+import { checkClosed, currentRole, deadline, exitCode, startWorker } from './support.mjs';
 
 const thisFile = fileURLToPath(import.meta.url);
-const role = workerData?.role ?? 'main';
-
-function within(ms, what, promise) {
-  let timer;
-  const deadline = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
-}
-
-function checkClosed(bus, who) {
-  const s = bus.stats();
-  if (s.invokes.pending !== 0 || s.invokes.serving !== 0 || s.state !== 'closed') {
-    console.error(`${who}: unclean close`, JSON.stringify(s));
-    process.exitCode = 1;
-  }
-}
+const role = currentRole();
 
 // --- Roles ------------------------------------------------------------------------------------------
 
@@ -56,8 +41,6 @@ async function runJoiner() {
   await bus.close();
   checkClosed(bus, 'joiner');
 }
-
-// --- The tests ----------------------------------------------------------------------------------------
 
 // --- The tests ----------------------------------------------------------------------------------------
 
@@ -94,9 +77,9 @@ function runMain() {
       try {
         const peersBefore = bus.stats().hub.peers;
 
-        const doomed = new Worker(thisFile, { workerData: { role: 'doomed', name: 'doomed' } });
+        const doomed = startWorker(thisFile, 'doomed', { name: 'doomed' });
         workers.push(doomed);
-        const sender = await within(10_000, 'the doomed worker\'s call', started);
+        const sender = await deadline(10_000, 'the doomed worker\'s call', started);
         assert.equal(sender.name, 'doomed');
         assert.equal(sender.role, 'worker');
         assert.equal(bus.stats().hub.peers, peersBefore + 1);
@@ -104,12 +87,12 @@ function runMain() {
         // A call into the worker, pending (it has reached the handler) when the worker goes.
         const hangStarted = bus.once('doomed:hang-started');
         const intoWorker = bus.invoke('doomed:hang', null, { timeout: 0 }).then(() => 'resolved', (err) => err);
-        await within(5_000, 'the call into the worker to start', hangStarted);
+        await deadline(5_000, 'the call into the worker to start', hangStarted);
 
         await doomed.terminate();
-        const err = await within(2_000, 'the call into the worker to end', intoWorker);
+        const err = await deadline(2_000, 'the call into the worker to end', intoWorker);
         assert.ok(err instanceof ConnectionLostError, `ConnectionLostError, got ${err?.name ?? err}`);
-        await within(2_000, 'the worker\'s call to be cancelled', aborted);
+        await deadline(2_000, 'the worker\'s call to be cancelled', aborted);
         assert.equal(bus.stats().hub.peers, peersBefore, 'the worker\'s peer left');
         assert.ok(!bus.stats().peers.some((p) => p.id === sender.id), 'the hub\'s bus forgot the worker');
         assert.equal(bus.stats().invokes.pending, 0);
@@ -118,12 +101,11 @@ function runMain() {
 
         // A second worker joins and works.
         const hello = bus.once('joiner:hello');
-        const joiner = new Worker(thisFile, { workerData: { role: 'joiner' } });
+        const joiner = startWorker(thisFile, 'joiner');
         workers.push(joiner);
-        const joinerExit = new Promise((resolve) => joiner.once('exit', resolve));
-        assert.deepEqual(await within(10_000, 'joiner hello', hello), { echoed: { joined: true } });
+        assert.deepEqual(await deadline(10_000, 'joiner hello', hello), { echoed: { joined: true } });
         bus.emit('joiner:bye');
-        assert.equal(await within(5_000, 'joiner exit', joinerExit), 0);
+        assert.equal(await deadline(5_000, 'joiner exit', exitCode(joiner)), 0);
       } finally {
         stopHangW(); // also when an assertion failed: the next test registers it again
       }
@@ -148,11 +130,11 @@ function runMain() {
           return new Promise(() => {});
         });
         try {
-          const w = new Worker(thisFile, { workerData: { role: 'doomed', name } });
+          const w = startWorker(thisFile, 'doomed', { name });
           workers.push(w);
-          await within(10_000, `${name} call`, started);
+          await deadline(10_000, `${name} call`, started);
           await w.terminate();
-          await within(2_000, `${name} call cancelled`, aborted);
+          await deadline(2_000, `${name} call cancelled`, aborted);
         } finally {
           stop();
         }
