@@ -195,12 +195,12 @@ TEST(Client, AnOversizeResultReachesItsCallerAsAnError) {
   HubFixture f(opt);
   TestClient caller(*f.hub), server(*f.hub);
   Client* raw = server.client.get();
-  server.rec.on_envelope = [raw](const Envelope& e) {
+  server.rec.set_on_envelope([raw](const Envelope& e) {
     if (e.kind != Kind::invoke) return;
     std::vector<Envelope> reply;
     reply.push_back(make(Kind::result, "", e.id, std::string(4096, 'r')));
     (void)raw->submit(std::move(reply));
-  };
+  });
   ASSERT_EQ(server.request(Kind::register_, "big-answer")->kind, Kind::result);
   ASSERT_TRUE(caller.send(make(Kind::invoke, "big-answer", 51)).ok());
   auto r = caller.rec.wait_reply(51);

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <msgpack.hpp>
 
@@ -321,12 +322,12 @@ TEST(Routing, PingIsAnsweredWithPong) {
 void serve(TestClient& server, const std::string& name,
            std::function<Envelope(const Envelope&)> answer) {
   Client* client = server.client.get();
-  server.rec.on_envelope = [client, answer](const Envelope& e) {
+  server.rec.set_on_envelope([client, answer](const Envelope& e) {
     if (e.kind != Kind::invoke) return;
     std::vector<Envelope> reply;
     reply.push_back(answer(e));
     (void)client->submit(std::move(reply));
-  };
+  });
   auto r = server.request(Kind::register_, name);
   ASSERT_TRUE(r && r->kind == Kind::result);
 }
@@ -412,37 +413,19 @@ TEST(Invoke, CancelReachesTheCalleeAndALateReplyIsDropped) {
 TEST(Invoke, KilledHandlerProcessFailsItsCallersWithin100ms) {
   HubFixture f;
   TestClient caller(*f.hub);
-  // Everything the child writes is prepared before fork: the child only makes system calls.
-  std::string hello = hello_frame("test-token");
-  std::string reg = frame_bytes(make(Kind::register_, "work", 1));
-  std::string endpoint = f.hub->endpoint();
+  // The handler runs in its own program (test/core/handler_peer.cc), spawned, not forked.
   int ready[2];
   ASSERT_EQ(::pipe(ready), 0);
-  pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, endpoint.data(), endpoint.size());
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) ::_exit(2);
-    if (::write(fd, hello.data(), hello.size()) < 0) ::_exit(3);
-    if (::write(fd, reg.data(), reg.size()) < 0) ::_exit(3);
-    char buf[4096];
-    // WELCOME and the REGISTER ack (small frames; they arrive together or in two reads).
-    std::size_t got = 0;
-    while (got < 2) {
-      ssize_t n = ::read(fd, buf, sizeof buf);
-      if (n <= 0) ::_exit(4);
-      got += 1;
-      if (n > 40) got = 2;
-    }
-    if (::write(ready[1], "r", 1) != 1) ::_exit(5);
-    // The INVOKE arrives: tell the parent, then hang without answering.
-    if (::read(fd, buf, sizeof buf) <= 0) ::_exit(6);
-    if (::write(ready[1], "i", 1) != 1) ::_exit(5);
-    for (;;) ::pause();
-  }
+  std::string fd = std::to_string(ready[1]);
+  std::string endpoint = f.hub->endpoint();
+  char* args[] = {const_cast<char*>(SWITCHBOARD_HANDLER_PEER),
+                  endpoint.data(),
+                  const_cast<char*>("test-token"),
+                  const_cast<char*>("work"),
+                  fd.data(),
+                  nullptr};
+  pid_t child = 0;
+  ASSERT_EQ(::posix_spawn(&child, SWITCHBOARD_HANDLER_PEER, nullptr, nullptr, args, environ), 0);
   ::close(ready[1]);
   char c = 0;
   ASSERT_EQ(::read(ready[0], &c, 1), 1);

@@ -95,7 +95,7 @@ class Recorder {
       waiter_.update([&] {
         ++batches_;
         for (auto& e : batch) {
-          if (on_envelope) on_envelope(e);
+          if (on_envelope_) on_envelope_(e);
           got_.push_back({e.kind, e.id, e.topic, e.flags, e.sender, std::string(e.payload.view())});
         }
       });
@@ -110,8 +110,11 @@ class Recorder {
     return cb;
   }
 
-  // Called on the I/O thread for every envelope, before it is recorded (e.g. to answer invokes).
-  std::function<void(const Envelope&)> on_envelope;
+  // Sets a hook called on the I/O thread for every envelope before it is recorded (e.g. to
+  // answer invokes). Set under the recorder's mutex: the I/O thread may be delivering already.
+  void set_on_envelope(std::function<void(const Envelope&)> fn) {
+    waiter_.update([&] { on_envelope_ = std::move(fn); });
+  }
 
   bool wait_count(Kind kind, std::size_t n, std::chrono::milliseconds deadline = 5000ms) {
     return waiter_.wait_for([&] { return count_locked(kind) >= n; }, deadline);
@@ -168,6 +171,7 @@ class Recorder {
     return n;
   }
   Waiter waiter_;
+  std::function<void(const Envelope&)> on_envelope_;
   std::vector<Received> got_;
   std::vector<PortState> states_;
   std::size_t batches_ = 0;

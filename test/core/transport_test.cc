@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -158,29 +159,11 @@ TEST(Endpoint, APeerOfAnotherUserIsRefusedByItsCredentials) {
   // Let the other user reach the socket, so that the credential check is what stops it.
   ASSERT_EQ(::chmod(dir.c_str(), 0711), 0);
   ASSERT_EQ(::chmod(f.hub->endpoint().c_str(), 0666), 0);
-  std::string hello = hello_frame("test-token");
   std::string endpoint = f.hub->endpoint();
-  pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(10);
-    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, endpoint.data(), endpoint.size());
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) ::_exit(11);
-    // The hub may refuse us at accept, before HELLO: no SIGPIPE for the late write.
-    (void)::send(fd, hello.data(), hello.size(), MSG_NOSIGNAL);
-    char buf[4096];
-    ssize_t total = 0;
-    for (;;) {
-      ssize_t n = ::read(fd, buf, sizeof buf);
-      if (n <= 0) break;
-      total += n;
-    }
-    // Welcomed peers are not closed: reaching EOF means we were refused.
-    ::_exit(total > 0 ? 0 : 12);
-  }
+  char* args[] = {const_cast<char*>(SWITCHBOARD_FOREIGN_PEER), endpoint.data(),
+                  const_cast<char*>("test-token"), nullptr};
+  pid_t child = 0;
+  ASSERT_EQ(::posix_spawn(&child, SWITCHBOARD_FOREIGN_PEER, nullptr, nullptr, args, environ), 0);
   int status = 0;
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   ASSERT_TRUE(WIFEXITED(status));
