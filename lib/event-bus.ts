@@ -27,34 +27,14 @@ import {
 } from './errors.js';
 import { native, type NativeHub, type NativePort, type NativePortState } from './native.js';
 import { Flag, Kind, readFrames, writeFrame, type Envelope } from './wire.js';
+// The public types are declared once, in types/index.d.ts.
+import type { ConnectionState, EventBusOptions, PeerInfo } from '../types/index.js';
 
 export const ENV_ENDPOINT = 'SWITCHBOARD_ENDPOINT';
 export const ENV_TOKEN = 'SWITCHBOARD_TOKEN';
 
 type AnyListener = (data: any, ctx?: any) => void;
 type Handler = (req: any, ctx: any) => unknown;
-
-export interface PeerInfo {
-  id: number;
-  role: string;
-  name: string;
-  pid: number;
-}
-
-export type ConnectionState = 'connecting' | 'connected' | 'disconnected' | 'reconnecting' | 'closed';
-
-export interface EventBusOptions {
-  name?: string;
-  role?: 'auto' | 'hub' | 'client';
-  endpoint?: string;
-  token?: string;
-  timeout?: number;
-  reconnect?: { initialMs?: number; maxMs?: number; maxAttempts?: number };
-  offlineQueue?: { maxFrames?: number; maxBytes?: number };
-  maxFrame?: number;
-  highWaterMark?: number;
-  overflow?: 'drop' | 'disconnect';
-}
 
 interface PendingInvoke {
   name: string;
