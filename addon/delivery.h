@@ -129,21 +129,6 @@ class Delivery {
     }
     if (call) (void)tsfn_.NonBlockingCall(nullptr);  // napi_closing at teardown: dropped
   }
-  void push_all(std::vector<Item>& batch) {
-    bool call = false;
-    {
-      std::lock_guard lock(mutex_);
-      if (items_.empty()) {
-        items_.swap(batch);
-      } else {
-        for (auto& item : batch) items_.push_back(std::move(item));
-      }
-      call = !scheduled_;
-      scheduled_ = true;
-    }
-    if (call) (void)tsfn_.NonBlockingCall(nullptr);
-  }
-
   // JavaScript thread.
   void ref(Napi::Env env) { tsfn_.Ref(env); }
   void unref(Napi::Env env) { tsfn_.Unref(env); }

@@ -28,11 +28,14 @@ bool PortSink::deliver(Napi::Env env, Delivery<PortSink>& delivery, std::vector<
       if (called == raw::Called::threw) return false;
       continue;
     }
-    // A run of envelopes becomes one buffer of whole frames: one copy of each payload.
+    // A run of batches becomes one buffer of whole frames: one copy of each frame (a frame
+    // that came off the wire is copied as it is, see Envelope::frame).
     std::size_t end = done;
     std::size_t bound = 0;
-    while (end < items.size() && std::holds_alternative<Envelope>(items[end])) {
-      bound += frame_size_bound(std::get<Envelope>(items[end]));
+    while (end < items.size()) {
+      auto* batch = std::get_if<std::vector<Envelope>>(&items[end]);
+      if (batch == nullptr) break;
+      for (const Envelope& e : *batch) bound += frame_size_bound(e);
       ++end;
     }
     std::uint8_t* out = nullptr;
@@ -40,7 +43,9 @@ bool PortSink::deliver(Napi::Env env, Delivery<PortSink>& delivery, std::vector<
     if (whole == nullptr) return false;
     std::size_t used = 0;
     for (std::size_t i = done; i < end; ++i) {
-      used += encode_frame_into(std::get<Envelope>(items[i]), out + used);
+      for (const Envelope& e : std::get<std::vector<Envelope>>(items[i])) {
+        used += encode_frame_into(e, out + used);
+      }
     }
     // A view of exactly the bytes written (the bound is an upper limit).
     napi_value frames = whole;
@@ -70,12 +75,7 @@ Delivery<PortSink>* PortHandle::make_delivery(Napi::Env env, const Napi::Functio
 
 PortCallbacks PortHandle::callbacks_for(Delivery<PortSink>* delivery) {
   PortCallbacks cb;
-  cb.on_batch = [delivery](std::vector<Envelope>& batch) {
-    std::vector<PortSink::Item> items;
-    items.reserve(batch.size());
-    for (auto& env : batch) items.emplace_back(std::move(env));
-    delivery->push_all(items);
-  };
+  cb.on_batch = [delivery](std::vector<Envelope>& batch) { delivery->push(std::move(batch)); };
   cb.on_state = [delivery](PortState state, const Status& why) {
     delivery->push(StateChange{state, why});
   };
@@ -169,7 +169,9 @@ Napi::Value PortHandle::submit(const Napi::CallbackInfo& info) {
         return env.Undefined();
       }
       Envelope envelope;
-      Status s = decode_envelope(Slice(owner, owner->data() + at, length), envelope);
+      // Kept as a frame (prefix included): the client sends these bytes on as they are.
+      Status s = decode_frame(
+          Slice(owner, owner->data() + at - kFrameHeaderSize, kFrameHeaderSize + length), envelope);
       if (!s.ok()) {
         throw_status(env, s);
         return env.Undefined();

@@ -23,9 +23,10 @@ struct StateChange {
   Status why;
 };
 
-// Turns envelopes and state changes into calls of onFrames(Uint8Array) and onState(...).
+// Turns batches of envelopes and state changes into calls of onFrames(Uint8Array) and
+// onState(...). A batch stays the vector the port handed over: queueing it moves no envelope.
 struct PortSink {
-  using Item = std::variant<Envelope, StateChange>;
+  using Item = std::variant<std::vector<Envelope>, StateChange>;
   Napi::FunctionReference on_frames;
   Napi::FunctionReference on_state;
   static bool deliver(Napi::Env env, Delivery<PortSink>& delivery, std::vector<Item>& items,

@@ -59,7 +59,7 @@ class Client::Impl {
  private:
   void connect_now();
   void on_connected(std::unique_ptr<Stream> stream);
-  void on_frames(std::vector<SharedBuffer>& bodies);
+  void on_frames(std::vector<Slice>& frames);
   Status on_welcome(const Envelope& env);
   void lost(const Status& why, bool fatal);
   void give_up(const Status& why);
@@ -195,7 +195,7 @@ void Client::Impl::connect_now() {
 
 void Client::Impl::on_connected(std::unique_ptr<Stream> stream) {
   conn_ = std::make_shared<Connection>(io_.context(), std::move(stream), opt_.max_frame, &wire_);
-  conn_->start([this](std::vector<SharedBuffer>& bodies) { on_frames(bodies); },
+  conn_->start([this](std::vector<Slice>& frames) { on_frames(frames); },
                [this](const Status& why) { lost(why, false); });
   Hello hello;
   hello.protocol = kProtocolVersion;
@@ -216,13 +216,13 @@ void Client::Impl::on_connected(std::unique_ptr<Stream> stream) {
   });
 }
 
-void Client::Impl::on_frames(std::vector<SharedBuffer>& bodies) {
+void Client::Impl::on_frames(std::vector<Slice>& frames) {
   std::vector<Envelope> batch;
-  batch.reserve(bodies.size());
+  batch.reserve(frames.size());
   std::optional<Status> goaway;
-  for (const SharedBuffer& body : bodies) {
+  for (const Slice& frame : frames) {
     Envelope env;
-    if (Status s = decode_envelope(body, env, DecodeLimits{}); !s.ok()) {
+    if (Status s = decode_frame(frame, env, DecodeLimits{}); !s.ok()) {
       goaway = Status(Errc::protocol_error, "the hub sent a malformed frame: " + s.message());
       break;
     }

@@ -47,7 +47,7 @@ void Connection::arm_read() {
 }
 
 void Connection::on_readable() {
-  std::vector<SharedBuffer> frames;
+  std::vector<Slice> frames;
   Status bad;
   bool ended = false;
   for (int i = 0; i < kReadsPerTurn; ++i) {

@@ -4,8 +4,8 @@
 // Contract:
 // - Created and used on one I/O thread only; owned through shared_ptr because pending waits
 //   keep it alive until they have run.
-// - on_frames receives every frame body decoded from one readiness event in one call (one
-//   batch), in arrival order.
+// - on_frames receives every frame decoded from one readiness event in one call (one batch), in
+//   arrival order, each a Slice that starts at its length prefix (frame.h).
 // - on_closed runs at most once, posted (never from inside send() or on_frames), and only for
 //   closes the connection detects itself: end of stream, an I/O error, or a bad frame. A close
 //   the owner asks for with close() or close_after() is not reported back. After a bad frame
@@ -45,7 +45,7 @@ struct ConnectionCounters {
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  using FramesHandler = std::function<void(std::vector<SharedBuffer>& bodies)>;
+  using FramesHandler = std::function<void(std::vector<Slice>& frames)>;
   using ClosedHandler = std::function<void(const Status& why)>;
 
   Connection(asio::io_context& io, std::unique_ptr<Stream> stream, std::size_t max_frame,

@@ -70,93 +70,165 @@ void pack_head(msgpack::packer<Writer>& pk, const Envelope& env) {
   pk.pack_str(static_cast<std::uint32_t>(env.topic.size()));
   pk.pack_str_body(env.topic.data(), static_cast<std::uint32_t>(env.topic.size()));
   pk.pack_uint32(env.flags);
-  pk.pack_uint64(env.sender);
+  // Fixed width, so that the hub can set the sender of a frame in place (set_sender()).
+  if (env.sender <= 0xffffffffu) {
+    pk.pack_fix_uint32(static_cast<std::uint32_t>(env.sender));
+  } else {
+    pk.pack_uint64(env.sender);
+  }
   pk.pack_bin(static_cast<std::uint32_t>(env.payload.size));
 }
 
-// Walks the envelope array without building a msgpack::object: no allocation, no exceptions.
-// Anything but the exact v1 shape makes a visit return false, which stops the parse.
-class EnvelopeVisitor : public msgpack::null_visitor {
+// Reads the envelope's exact v1 shape by hand: seven fields of a handful of msgpack types, so no
+// general parser is needed, nothing is allocated but the topic, and nothing throws. Integer
+// fields take every msgpack integer encoding of a non-negative value, as msgpack-c would.
+class EnvelopeReader {
  public:
-  EnvelopeVisitor(Envelope& out, const DecodeLimits& limits) : out_(out), limits_(limits) {}
+  EnvelopeReader(const std::uint8_t* data, std::size_t size)
+      : p_(data), begin_(data), end_(data + size) {}
 
-  bool visit_nil() { return depth_ == 1 && index_ == 6 && (payload_seen_ = true); }
-  bool visit_boolean(bool) { return false; }
-  bool visit_negative_integer(std::int64_t) { return false; }
-  bool visit_float32(float) { return false; }
-  bool visit_float64(double) { return false; }
-  bool visit_ext(const char*, std::uint32_t) { return false; }
-  bool start_map(std::uint32_t) { return false; }
+  std::size_t offset() const { return static_cast<std::size_t>(p_ - begin_); }
+  bool at_end() const { return p_ == end_; }
 
-  bool visit_positive_integer(std::uint64_t v) {
-    if (depth_ != 1) return false;
-    switch (index_) {
-      case 0:
-        version_ = v;
-        return true;
-      case 1:
-        if (!is_known_kind(v)) return false;
-        out_.kind = static_cast<Kind>(v);
-        return true;
-      case 2:
-        out_.id = v;
-        return true;
-      case 4:
-        if (v > std::numeric_limits<std::uint32_t>::max()) return false;
-        out_.flags = static_cast<std::uint32_t>(v);
-        return true;
-      case 5:
-        out_.sender = v;
-        return true;
+  bool array_of_seven() {
+    if (!have(1)) return false;
+    std::uint8_t b = *p_++;
+    if (b == 0x97) return true;
+    if (b == 0xdc) return have(2) && get(2) == 7;
+    if (b == 0xdd) return have(4) && get(4) == 7;
+    return false;
+  }
+
+  bool uint(std::uint64_t& v) {
+    if (!have(1)) return false;
+    std::uint8_t b = *p_++;
+    if (b < 0x80) {
+      v = b;
+      return true;
+    }
+    switch (b) {
+      case 0xcc:
+        return sized(1, v);
+      case 0xcd:
+        return sized(2, v);
+      case 0xce:
+        return sized(4, v);
+      case 0xcf:
+        return sized(8, v);
+      case 0xd0:
+        return signed_non_negative(1, v);
+      case 0xd1:
+        return signed_non_negative(2, v);
+      case 0xd2:
+        return signed_non_negative(4, v);
+      case 0xd3:
+        return signed_non_negative(8, v);
       default:
         return false;
     }
   }
-  bool visit_str(const char* v, std::uint32_t size) {
-    if (depth_ != 1 || index_ != 3 || size > limits_.max_topic) return false;
-    out_.topic.assign(v, size);
-    return true;
-  }
-  bool visit_bin(const char* v, std::uint32_t size) {
-    if (depth_ != 1 || index_ != 6) return false;
-    payload_ptr_ = reinterpret_cast<const std::uint8_t*>(v);
-    payload_size_ = size;
-    payload_seen_ = true;
-    return true;
-  }
-  bool start_array(std::uint32_t n) {
-    if (depth_ != 0 || n != 7) return false;
-    ++depth_;
-    return true;
-  }
-  bool end_array_item() {
-    ++index_;
-    return true;
-  }
-  bool end_array() {
-    --depth_;
-    done_ = true;
-    return true;
-  }
-  void parse_error(std::size_t, std::size_t) {}
-  void insufficient_bytes(std::size_t, std::size_t) {}
 
-  bool complete() const { return done_ && index_ == 7 && payload_seen_; }
-  std::uint64_t version() const { return version_; }
-  const std::uint8_t* payload_ptr() const { return payload_ptr_; }
-  std::size_t payload_size() const { return payload_size_; }
+  bool str(const std::uint8_t*& data, std::size_t& size) {
+    if (!have(1)) return false;
+    std::uint8_t b = *p_++;
+    if ((b & 0xe0) == 0xa0) {
+      size = b & 0x1f;
+    } else if (b == 0xd9 || b == 0xda || b == 0xdb) {
+      std::size_t width = b == 0xd9 ? 1 : b == 0xda ? 2 : 4;
+      if (!have(width)) return false;
+      size = get(width);
+    } else {
+      return false;
+    }
+    return take(size, data);
+  }
+
+  // A bin, or nil for no payload.
+  bool bin(const std::uint8_t*& data, std::size_t& size) {
+    if (!have(1)) return false;
+    std::uint8_t b = *p_++;
+    if (b == 0xc0) {
+      data = nullptr;
+      size = 0;
+      return true;
+    }
+    if (b != 0xc4 && b != 0xc5 && b != 0xc6) return false;
+    std::size_t width = b == 0xc4 ? 1 : b == 0xc5 ? 2 : 4;
+    if (!have(width)) return false;
+    size = get(width);
+    return take(size, data);
+  }
 
  private:
-  Envelope& out_;
-  const DecodeLimits& limits_;
-  int depth_ = 0;
-  std::size_t index_ = 0;
-  std::uint64_t version_ = 0;
-  bool done_ = false;
-  bool payload_seen_ = false;
-  const std::uint8_t* payload_ptr_ = nullptr;
-  std::size_t payload_size_ = 0;
+  bool have(std::size_t n) const { return static_cast<std::size_t>(end_ - p_) >= n; }
+  std::uint64_t get(std::size_t n) {
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i < n; ++i) v = (v << 8) | p_[i];
+    p_ += n;
+    return v;
+  }
+  bool sized(std::size_t n, std::uint64_t& v) {
+    if (!have(n)) return false;
+    v = get(n);
+    return true;
+  }
+  bool signed_non_negative(std::size_t n, std::uint64_t& v) {
+    if (!have(n)) return false;
+    if (p_[0] & 0x80) return false;  // negative
+    v = get(n);
+    return true;
+  }
+  bool take(std::size_t n, const std::uint8_t*& data) {
+    if (!have(n)) return false;
+    data = p_;
+    p_ += n;
+    return true;
+  }
+
+  const std::uint8_t* p_;
+  const std::uint8_t* begin_;
+  const std::uint8_t* end_;
 };
+
+// Parses a body; `sender_at` receives the sender field's offset in it.
+Status parse_body(const Slice& body, Envelope& out, const DecodeLimits& limits,
+                  std::size_t& sender_at) {
+  if (body.size == 0) return Status(Errc::protocol_error, "empty frame");
+  EnvelopeReader r(body.data, body.size);
+  std::uint64_t version = 0;
+  std::uint64_t kind = 0;
+  std::uint64_t flags = 0;
+  const std::uint8_t* topic = nullptr;
+  std::size_t topic_size = 0;
+  const std::uint8_t* payload = nullptr;
+  std::size_t payload_size = 0;
+  bool ok = r.array_of_seven() && r.uint(version) && r.uint(kind) && is_known_kind(kind) &&
+            r.uint(out.id) && r.str(topic, topic_size) && topic_size <= limits.max_topic &&
+            r.uint(flags) && flags <= std::numeric_limits<std::uint32_t>::max();
+  if (ok) {
+    sender_at = r.offset();
+    ok = r.uint(out.sender) && r.bin(payload, payload_size);
+  }
+  if (!ok) {
+    return Status(Errc::protocol_error,
+                  "malformed envelope: expected [version, kind, id, topic, flags, sender, "
+                  "payload] with a known kind and a topic of at most " +
+                      std::to_string(limits.max_topic) + " bytes");
+  }
+  if (!r.at_end()) {
+    return Status(Errc::protocol_error, "malformed envelope: trailing bytes after the envelope");
+  }
+  if (version != kProtocolVersion) {
+    return Status(Errc::version_mismatch, "envelope version " + std::to_string(version) +
+                                              ", this peer speaks " +
+                                              std::to_string(kProtocolVersion));
+  }
+  out.kind = static_cast<Kind>(kind);
+  out.flags = static_cast<std::uint32_t>(flags);
+  out.topic.assign(reinterpret_cast<const char*>(topic), topic_size);
+  out.payload = payload ? Slice(body.owner, payload, payload_size) : Slice();
+  return {};
+}
 
 }  // namespace
 
@@ -178,6 +250,11 @@ bool is_reserved_kind(Kind kind) {
 }
 
 Status encode_frame(const Envelope& env, WireFrame& out) {
+  if (!env.frame.empty()) {
+    out.head.reset();
+    out.payload = env.frame;
+    return {};
+  }
   auto head = std::make_shared<Buffer>();
   head->reserve(kFrameHeaderSize + 32 + env.topic.size());
   head->resize(kFrameHeaderSize);  // length prefix, filled in below
@@ -240,10 +317,11 @@ Envelope frame_error(std::uint64_t id, std::string message) {
 }  // namespace
 
 std::size_t encoded_body_size(const Envelope& env) {
+  if (!env.frame.empty()) return env.frame.size - kFrameHeaderSize;
   return 1 + uint_size(kProtocolVersion) + uint_size(static_cast<std::uint8_t>(env.kind)) +
          uint_size(env.id) + str_header_size(env.topic.size()) + env.topic.size() +
-         uint_size(env.flags) + uint_size(env.sender) + bin_header_size(env.payload.size) +
-         env.payload.size;
+         uint_size(env.flags) + (env.sender <= 0xffffffffu ? 5 : 9) +
+         bin_header_size(env.payload.size) + env.payload.size;
 }
 
 OversizeAction oversize_action(const Envelope& env, std::size_t max_body) {
@@ -271,10 +349,15 @@ OversizeAction oversize_action(const Envelope& env, std::size_t max_body) {
 std::size_t frame_size_bound(const Envelope& env) {
   // prefix 4 + array 1 + version 1 + kind 2 + id 9 + str header 5 + flags 5 + sender 9 + bin
   // header 5, plus the topic and the payload.
+  if (!env.frame.empty()) return env.frame.size;
   return 41 + env.topic.size() + env.payload.size;
 }
 
 std::size_t encode_frame_into(const Envelope& env, std::uint8_t* out) {
+  if (!env.frame.empty()) {
+    std::memcpy(out, env.frame.data, env.frame.size);
+    return env.frame.size;
+  }
   RawWriter writer{out + kFrameHeaderSize};
   msgpack::packer<RawWriter> pk(writer);
   pack_head(pk, env);
@@ -286,33 +369,50 @@ std::size_t encode_frame_into(const Envelope& env, std::uint8_t* out) {
 }
 
 Status decode_envelope(const Slice& body, Envelope& out, const DecodeLimits& limits) {
-  if (body.size == 0) return Status(Errc::protocol_error, "empty frame");
-  EnvelopeVisitor visitor(out, limits);
-  std::size_t off = 0;
-  bool parsed = false;
-  try {
-    parsed = msgpack::parse(reinterpret_cast<const char*>(body.data), body.size, off, visitor);
-  } catch (const std::exception& e) {
-    return Status(Errc::protocol_error, std::string("malformed envelope: ") + e.what());
+  std::size_t sender_at = 0;
+  return parse_body(body, out, limits, sender_at);
+}
+
+Status decode_frame(const Slice& frame, Envelope& out, const DecodeLimits& limits) {
+  if (frame.size < kFrameHeaderSize ||
+      get_frame_header(frame.data) != frame.size - kFrameHeaderSize) {
+    return Status(Errc::protocol_error, "malformed frame: the length prefix does not match");
   }
-  if (!parsed || !visitor.complete()) {
-    return Status(Errc::protocol_error,
-                  "malformed envelope: expected [version, kind, id, topic, flags, sender, "
-                  "payload] with a known kind and a topic of at most " +
-                      std::to_string(limits.max_topic) + " bytes");
-  }
-  if (off != body.size) {
-    return Status(Errc::protocol_error, "malformed envelope: trailing bytes after the envelope");
-  }
-  if (visitor.version() != kProtocolVersion) {
-    return Status(Errc::version_mismatch, "envelope version " + std::to_string(visitor.version()) +
-                                              ", this peer speaks " +
-                                              std::to_string(kProtocolVersion));
-  }
-  out.payload = visitor.payload_ptr()
-                    ? Slice(body.owner, visitor.payload_ptr(), visitor.payload_size())
-                    : Slice();
+  std::size_t sender_at = 0;
+  Status s = parse_body(frame_body(frame), out, limits, sender_at);
+  if (!s.ok()) return s;
+  out.frame = frame;
+  out.sender_at = static_cast<std::uint32_t>(kFrameHeaderSize + sender_at);
   return {};
+}
+
+void set_sender(Envelope& env, std::uint64_t sender) {
+  env.sender = sender;
+  if (env.frame.empty()) return;
+  // The frame's owner is shared as const; the caller guarantees no one reads it yet.
+  auto* at = const_cast<std::uint8_t*>(env.frame.data) + env.sender_at;
+  std::size_t width = 0;
+  switch (*at) {
+    case 0xce:
+      width = 4;
+      break;
+    case 0xcf:
+      width = 8;
+      break;
+    default:
+      if (*at < 0x80 && sender < 0x80) {
+        *at = static_cast<std::uint8_t>(sender);
+        return;
+      }
+      break;
+  }
+  if (width == 0 || (width == 4 && sender > 0xffffffffu)) {
+    env.frame = Slice();  // too narrow: encode_frame() will encode afresh
+    return;
+  }
+  for (std::size_t i = 0; i < width; ++i) {
+    at[width - i] = static_cast<std::uint8_t>(sender >> (8 * i));
+  }
 }
 
 }  // namespace switchboard

@@ -75,6 +75,13 @@ struct Envelope {
   std::uint32_t flags = 0;
   std::uint64_t sender = 0;
   Slice payload;
+  // The whole frame this envelope was decoded from (decode_frame()), length prefix included;
+  // empty for an envelope built in memory. While set it encodes exactly the fields above, and
+  // encode_frame() sends these bytes instead of encoding again: this is how a frame crosses the
+  // hub and the addon without being rebuilt. Code that changes a field of a decoded envelope
+  // must clear it, except for the sender, which set_sender() changes in place.
+  Slice frame;
+  std::uint32_t sender_at = 0;  // offset of the sender field in `frame`
 };
 
 // A frame ready for the wire: `head` is the length prefix plus the envelope up to the payload's
@@ -85,7 +92,8 @@ struct WireFrame {
   std::size_t size() const { return (head ? head->size() : 0) + payload.size; }
 };
 
-// Encodes `env` as one frame. Returns an error only when the body would not fit a 32-bit length.
+// Encodes `env` as one frame (or shares `env.frame` when it has one). Returns an error only when
+// the body would not fit a 32-bit length.
 Status encode_frame(const Envelope& env, WireFrame& out);
 
 struct DecodeLimits {
@@ -108,6 +116,15 @@ OversizeAction oversize_action(const Envelope& env, std::size_t max_body);
 
 // Decodes one frame body. On success `out.payload` points into `body` and shares its owner.
 Status decode_envelope(const Slice& body, Envelope& out, const DecodeLimits& limits = {});
+// Decodes a whole frame as FrameDecoder hands it out (prefix included) and keeps it in
+// `out.frame`, so that it can be forwarded without encoding it again.
+Status decode_frame(const Slice& frame, Envelope& out, const DecodeLimits& limits = {});
+
+// Sets the sender. A decoded frame is changed in place when the sender field is wide enough
+// (encoders write it as a fixed 32-bit integer for this reason); otherwise the frame is dropped
+// and encode_frame() will encode the envelope afresh. Only for a frame no one else reads yet:
+// the hub calls it once, before it queues the frame to anyone.
+void set_sender(Envelope& env, std::uint64_t sender);
 
 // The most bytes encode_frame_into() can write for `env` (length prefix included).
 std::size_t frame_size_bound(const Envelope& env);

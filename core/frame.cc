@@ -28,11 +28,10 @@ void FrameDecoder::set_max_frame(std::size_t max_frame) {
 }
 
 std::size_t FrameDecoder::buffered() const {
-  // Once a body is under way its header has been consumed, but it is still part of the frame.
-  return body_ ? kFrameHeaderSize + body_->size() : header_have_;
+  return body_ ? body_->size() : header_have_;
 }
 
-Status FrameDecoder::start_body(std::uint32_t length) {
+Status FrameDecoder::check_length(std::uint32_t length) const {
   // Compare in size_t: length is at most 2^32-1 and max_frame_ is capped to the same, so neither
   // side can wrap.
   if (length == 0) {
@@ -43,16 +42,42 @@ Status FrameDecoder::start_body(std::uint32_t length) {
                                              " bytes exceeds the limit of " +
                                              std::to_string(max_frame_) + " bytes");
   }
-  body_ = std::make_shared<Buffer>();
-  body_length_ = length;
   return {};
 }
 
-Status FrameDecoder::feed(std::span<const std::uint8_t> data, std::vector<SharedBuffer>& out) {
+Status FrameDecoder::feed(std::span<const std::uint8_t> data, std::vector<Slice>& out) {
   if (!error_.ok()) return error_;
   const std::uint8_t* p = data.data();
   std::size_t left = data.size();
   while (left > 0) {
+    if (!body_ && header_have_ == 0) {
+      // The run of whole frames starting here is copied once and handed out as views of that
+      // copy. Only whole frames are copied, so a view never keeps a partial frame's bytes alive.
+      std::size_t run = 0;
+      Status bad;
+      while (left - run >= kFrameHeaderSize) {
+        std::uint32_t length = get_frame_header(p + run);
+        if (bad = check_length(length); !bad.ok()) break;
+        std::size_t whole = kFrameHeaderSize + std::size_t{length};
+        if (whole > left - run) break;
+        run += whole;
+      }
+      if (run > 0) {
+        auto shared = std::make_shared<const Buffer>(p, run);
+        for (std::size_t at = 0; at < run;) {
+          std::size_t whole = kFrameHeaderSize + std::size_t{get_frame_header(shared->data() + at)};
+          out.emplace_back(shared, shared->data() + at, whole);
+          at += whole;
+        }
+        p += run;
+        left -= run;
+      }
+      if (!bad.ok()) {
+        error_ = bad;
+        return bad;
+      }
+      if (left == 0) break;
+    }
     if (!body_) {
       std::size_t take = std::min(left, kFrameHeaderSize - header_have_);
       std::memcpy(header_ + header_have_, p, take);
@@ -61,25 +86,29 @@ Status FrameDecoder::feed(std::span<const std::uint8_t> data, std::vector<Shared
       left -= take;
       if (header_have_ < kFrameHeaderSize) break;
       header_have_ = 0;
-      if (Status s = start_body(get_frame_header(header_)); !s.ok()) {
+      std::uint32_t length = get_frame_header(header_);
+      if (Status s = check_length(length); !s.ok()) {
         error_ = s;
         return s;
       }
+      body_ = std::make_shared<Buffer>();
+      body_->append(header_, kFrameHeaderSize);
+      frame_length_ = kFrameHeaderSize + std::size_t{length};
     }
     std::size_t have = body_->size();
-    std::size_t take = std::min(left, body_length_ - have);
+    std::size_t take = std::min(left, frame_length_ - have);
     std::size_t need = have + take;
     if (need > body_->capacity()) {
       // Reserve what has arrived plus at most one chunk, never the whole claimed length.
-      body_->reserve(std::min(body_length_, need + kGrowChunk));
+      body_->reserve(std::min(frame_length_, need + kGrowChunk));
     }
     body_->append(p, take);
     p += take;
     left -= take;
-    if (body_->size() == body_length_) {
-      out.push_back(std::move(body_));
+    if (body_->size() == frame_length_) {
+      out.emplace_back(SharedBuffer(std::move(body_)));
       body_.reset();
-      body_length_ = 0;
+      frame_length_ = 0;
     }
   }
   return {};

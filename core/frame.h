@@ -7,8 +7,12 @@
 //   any body byte is read or any body memory is reserved.
 // - A body grows only as its bytes arrive: the decoder never holds more than the bytes received
 //   plus kGrowChunk, whatever length the peer claims.
-// - Each completed body is handed out as a SharedBuffer that the caller then owns; the decoder
-//   keeps no pointer into it.
+// - Each completed frame is handed out as a Slice that starts at its 4-byte length prefix
+//   (frame_body() gives the body). The frames that lie wholly inside one feed() share one copy of
+//   those bytes, made once per feed rather than once per frame; a frame that spans feeds is
+//   reassembled in a buffer of its own. The decoder keeps no pointer into what it hands out.
+// - Forwarding a frame therefore costs no copy and no allocation per frame: a hop can queue the
+//   received bytes as they are.
 // - After feed() returns an error the decoder is poisoned: every later feed() returns the same
 //   error. The connection is expected to close.
 #pragma once
@@ -39,6 +43,10 @@ inline constexpr std::size_t kGrowChunk = 256u << 10;
 void put_frame_header(std::uint8_t* out, std::size_t body_size);
 // Reads a 4-byte big-endian length prefix.
 std::uint32_t get_frame_header(const std::uint8_t* in);
+// The body of a whole frame (the Slice FrameDecoder hands out), sharing its owner.
+inline Slice frame_body(const Slice& frame) {
+  return Slice(frame.owner, frame.data + kFrameHeaderSize, frame.size - kFrameHeaderSize);
+}
 
 class FrameDecoder {
  public:
@@ -49,10 +57,10 @@ class FrameDecoder {
   void set_max_frame(std::size_t max_frame);
   std::size_t max_frame() const { return max_frame_; }
 
-  // Consumes all of `data`, appending each completed frame body to `out`. Returns the first
-  // error (frame_too_large, or protocol_error for a zero-length frame); frames completed before
-  // the bad header are still appended.
-  Status feed(std::span<const std::uint8_t> data, std::vector<SharedBuffer>& out);
+  // Consumes all of `data`, appending each completed frame to `out`. Returns the first error
+  // (frame_too_large, or protocol_error for a zero-length frame); frames completed before the
+  // bad header are still appended.
+  Status feed(std::span<const std::uint8_t> data, std::vector<Slice>& out);
 
   // Bytes of an incomplete frame held now (header bytes plus body bytes received).
   std::size_t buffered() const;
@@ -62,13 +70,13 @@ class FrameDecoder {
   bool at_boundary() const { return header_have_ == 0 && !body_; }
 
  private:
-  Status start_body(std::uint32_t length);
+  Status check_length(std::uint32_t length) const;
 
   std::size_t max_frame_;
   std::uint8_t header_[kFrameHeaderSize] = {};
   std::size_t header_have_ = 0;
-  std::shared_ptr<Buffer> body_;  // set while a body is being received
-  std::size_t body_length_ = 0;
+  std::shared_ptr<Buffer> body_;  // set while a frame spanning feeds is received: prefix + body
+  std::size_t frame_length_ = 0;  // of that frame, prefix included
   Status error_;
 };
 

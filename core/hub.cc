@@ -122,8 +122,8 @@ class Hub::Impl : public std::enable_shared_from_this<Hub::Impl> {
 
   void accept_next();
   void on_accept(std::unique_ptr<Stream> stream);
-  void on_frames(PeerId id, std::vector<SharedBuffer>& bodies);
-  void handshake(Peer& peer, const SharedBuffer& body);
+  void on_frames(PeerId id, std::vector<Slice>& frames);
+  void handshake(Peer& peer, const Slice& body);
   void handle(Peer& peer, Envelope& env);
   void route_event(Peer& from, Envelope& env);
   void route_invoke(Peer& caller, Envelope& env);
@@ -366,7 +366,7 @@ void Hub::Impl::on_accept(std::unique_ptr<Stream> stream) {
   PeerId id = peer->id;
   peer->conn = std::make_shared<Connection>(io_.context(), std::move(stream),
                                             opt_.handshake_max_frame, &wire_);
-  peer->conn->start([this, id](std::vector<SharedBuffer>& bodies) { on_frames(id, bodies); },
+  peer->conn->start([this, id](std::vector<Slice>& frames) { on_frames(id, frames); },
                     [this, id](const Status& why) {
                       // A bad frame leaves the stream writable so the peer learns why.
                       bool tell =
@@ -398,17 +398,17 @@ void Hub::Impl::on_accept(std::unique_ptr<Stream> stream) {
   update_gauges();
 }
 
-void Hub::Impl::on_frames(PeerId id, std::vector<SharedBuffer>& bodies) {
+void Hub::Impl::on_frames(PeerId id, std::vector<Slice>& frames) {
   const DecodeLimits limits{opt_.max_topic};
-  for (const SharedBuffer& body : bodies) {
+  for (const Slice& frame : frames) {
     Peer* peer = find(id);
     if (!peer || peer->closing) break;
     if (!peer->admitted) {
-      handshake(*peer, body);
+      handshake(*peer, frame_body(frame));
       continue;
     }
     Envelope env;
-    if (Status s = decode_envelope(body, env, limits); !s.ok()) {
+    if (Status s = decode_frame(frame, env, limits); !s.ok()) {
       doom(*peer, s, true);
       break;
     }
@@ -417,7 +417,7 @@ void Hub::Impl::on_frames(PeerId id, std::vector<SharedBuffer>& bodies) {
   finish_batch();
 }
 
-void Hub::Impl::handshake(Peer& peer, const SharedBuffer& body) {
+void Hub::Impl::handshake(Peer& peer, const Slice& body) {
   Envelope env;
   if (Status s = decode_envelope(body, env, DecodeLimits{opt_.max_topic}); !s.ok()) {
     doom(peer, s, true);
@@ -533,11 +533,13 @@ void Hub::Impl::handle(Peer& peer, Envelope& env) {
 
 void Hub::Impl::route_event(Peer& from, Envelope& env) {
   Outgoing msg;
-  msg.env.kind = Kind::event;
-  msg.env.topic = std::move(env.topic);
-  msg.env.flags = env.flags & ~kFlagFromHub;
-  msg.env.sender = from.id;
-  msg.env.payload = std::move(env.payload);
+  // The frame goes out as it came in, with only the sender set in place, unless it claims to
+  // come from the hub (a peer cannot): then it is encoded afresh without that flag.
+  if ((env.flags & kFlagFromHub) || env.id != 0) env.frame = Slice();
+  set_sender(env, from.id);
+  msg.env = std::move(env);
+  msg.env.id = 0;
+  msg.env.flags &= ~kFlagFromHub;
   router_.subscribers(msg.env.topic, scratch_);
   for (PeerId id : scratch_) {
     if (id == from.id) continue;  // the sender's own listeners are served by its bus locally

@@ -107,7 +107,8 @@ export function writeFrame(
   writeUint(w, id);
   writeStr(w, topic);
   writeUint(w, flags);
-  w.u8(0); // sender: set by the hub
+  w.u8(0xce); // sender: set by the hub, in place (a fixed uint32, see core/envelope.h set_sender)
+  w.u32(0);
   w.u8(0xc6); // bin32, length patched below
   const binAt = w.pos;
   w.u32(0);

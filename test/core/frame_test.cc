@@ -51,14 +51,17 @@ Bytes stream_of(const std::vector<Bytes>& bodies) {
   return stream;
 }
 
-Bytes bytes_of(const SharedBuffer& buf) {
-  return Bytes(buf->data(), buf->data() + buf->size());
+Bytes bytes_of(const Slice& frame) {
+  Slice body = frame_body(frame);
+  return Bytes(body.data, body.data + body.size);
 }
 
-void expect_bodies(const std::vector<SharedBuffer>& got, const std::vector<Bytes>& want) {
+void expect_bodies(const std::vector<Slice>& got, const std::vector<Bytes>& want) {
   ASSERT_EQ(got.size(), want.size());
   for (std::size_t i = 0; i < want.size(); ++i) {
-    ASSERT_TRUE(got[i]);
+    ASSERT_TRUE(got[i].owner);
+    ASSERT_GE(got[i].size, kFrameHeaderSize);
+    EXPECT_EQ(get_frame_header(got[i].data), got[i].size - kFrameHeaderSize) << "frame " << i;
     EXPECT_EQ(bytes_of(got[i]), want[i]) << "frame " << i;
   }
 }
@@ -103,7 +106,7 @@ TEST(FrameDecoder, DecodesSeveralFramesFedAllAtOnce) {
   const auto bodies = sample_bodies();
   const Bytes stream = stream_of(bodies);
   FrameDecoder d;
-  std::vector<SharedBuffer> out;
+  std::vector<Slice> out;
   ASSERT_TRUE(d.feed(stream, out).ok());
   expect_bodies(out, bodies);
   EXPECT_TRUE(d.at_boundary());
@@ -115,7 +118,7 @@ TEST(FrameDecoder, DecodesSeveralFramesFedOneByteAtATime) {
   const auto bodies = sample_bodies();
   const Bytes stream = stream_of(bodies);
   FrameDecoder d;
-  std::vector<SharedBuffer> out;
+  std::vector<Slice> out;
   for (std::size_t i = 0; i < stream.size(); ++i) {
     ASSERT_TRUE(d.feed(std::span(stream).subspan(i, 1), out).ok()) << "at byte " << i;
   }
@@ -129,7 +132,7 @@ TEST(FrameDecoder, DecodesTheSameFramesWhateverTheSplitPoint) {
   const std::span<const std::uint8_t> all(stream);
   for (std::size_t cut = 0; cut <= stream.size(); ++cut) {
     FrameDecoder d;
-    std::vector<SharedBuffer> out;
+    std::vector<Slice> out;
     ASSERT_TRUE(d.feed(all.first(cut), out).ok()) << "cut " << cut;
     ASSERT_TRUE(d.feed(all.subspan(cut), out).ok()) << "cut " << cut;
     expect_bodies(out, bodies);
@@ -140,7 +143,7 @@ TEST(FrameDecoder, DecodesTheSameFramesWhateverTheSplitPoint) {
 
 TEST(FrameDecoder, EmptyFeedChangesNothing) {
   FrameDecoder d;
-  std::vector<SharedBuffer> out;
+  std::vector<Slice> out;
   EXPECT_TRUE(d.feed({}, out).ok());
   EXPECT_TRUE(out.empty());
   EXPECT_TRUE(d.at_boundary());
@@ -151,15 +154,37 @@ TEST(FrameDecoder, HandsOutBodiesItNoLongerReferences) {
   Bytes stream;
   append_frame(stream, make_body(10, 1));
   FrameDecoder d;
-  std::vector<SharedBuffer> out;
+  std::vector<Slice> out;
   ASSERT_TRUE(d.feed(stream, out).ok());
   ASSERT_EQ(out.size(), 1u);
-  EXPECT_EQ(out[0].use_count(), 1);
+  EXPECT_EQ(out[0].owner.use_count(), 1);
+}
+
+TEST(FrameDecoder, WholeFramesOfOneFeedShareOneCopyThatHoldsNoPartialFrame) {
+  Bytes stream;
+  append_frame(stream, make_body(10, 1));
+  append_frame(stream, make_body(20, 2));
+  Bytes partial;
+  append_frame(partial, make_body(1000, 3));
+  stream.insert(stream.end(), partial.begin(), partial.begin() + 100);
+  FrameDecoder d;
+  std::vector<Slice> out;
+  ASSERT_TRUE(d.feed(stream, out).ok());
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].owner, out[1].owner);
+  // Two views and nothing else: the decoder keeps no reference, and the copy holds exactly the
+  // two whole frames, not the start of the third (a view must not pin a partial frame).
+  EXPECT_EQ(out[0].owner.use_count(), 2);
+  EXPECT_EQ(out[0].owner->size(), 4u + 10u + 4u + 20u);
+  EXPECT_EQ(d.buffered(), 100u);
+  ASSERT_TRUE(d.feed(std::span(partial).subspan(100), out).ok());
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(bytes_of(out[2]), make_body(1000, 3));
 }
 
 TEST(FrameDecoder, RejectsOversizeLengthBeforeReadingBody) {
   FrameDecoder d;
-  std::vector<SharedBuffer> out;
+  std::vector<Slice> out;
   const Bytes h = header_of(kDefaultMaxFrame + 1);
   // The first three header bytes cannot be judged yet.
   ASSERT_TRUE(d.feed(std::span(h).first(3), out).ok());
@@ -171,7 +196,7 @@ TEST(FrameDecoder, RejectsOversizeLengthBeforeReadingBody) {
 
 TEST(FrameDecoder, RejectsOversizeLengthFromTheHeaderAloneInOneFeed) {
   FrameDecoder d;
-  std::vector<SharedBuffer> out;
+  std::vector<Slice> out;
   Status s = d.feed(header_of(kDefaultMaxFrame + 1), out);
   EXPECT_EQ(s.code(), Errc::frame_too_large);
   EXPECT_EQ(d.reserved(), 0u);
@@ -182,7 +207,7 @@ TEST(FrameDecoder, RejectsEveryLengthAboveTheDefaultLimit) {
   const std::size_t lengths[] = {kDefaultMaxFrame + 1, std::size_t{1} << 31, kMaxFrameLimit};
   for (std::size_t n : lengths) {
     FrameDecoder d;
-    std::vector<SharedBuffer> out;
+    std::vector<Slice> out;
     Status s = d.feed(header_of(n), out);
     EXPECT_EQ(s.code(), Errc::frame_too_large) << "length " << n;
     EXPECT_EQ(d.reserved(), 0u) << "length " << n;
@@ -191,7 +216,7 @@ TEST(FrameDecoder, RejectsEveryLengthAboveTheDefaultLimit) {
 
 TEST(FrameDecoder, AcceptsALengthExactlyAtTheLimitWithoutReservingIt) {
   FrameDecoder d;
-  std::vector<SharedBuffer> out;
+  std::vector<Slice> out;
   ASSERT_TRUE(d.feed(header_of(kDefaultMaxFrame), out).ok());
   EXPECT_FALSE(d.at_boundary());
   EXPECT_LE(d.reserved(), kGrowChunk);
@@ -200,7 +225,7 @@ TEST(FrameDecoder, AcceptsALengthExactlyAtTheLimitWithoutReservingIt) {
 
 TEST(FrameDecoder, RejectsZeroLengthFrameAsProtocolError) {
   FrameDecoder d;
-  std::vector<SharedBuffer> out;
+  std::vector<Slice> out;
   Status s = d.feed(header_of(0), out);
   EXPECT_EQ(s.code(), Errc::protocol_error);
   EXPECT_TRUE(out.empty());
@@ -213,7 +238,7 @@ TEST(FrameDecoder, KeepsFramesCompletedBeforeABadHeader) {
   Bytes zero = header_of(0);
   stream.insert(stream.end(), zero.begin(), zero.end());
   FrameDecoder d;
-  std::vector<SharedBuffer> out;
+  std::vector<Slice> out;
   Status s = d.feed(stream, out);
   EXPECT_EQ(s.code(), Errc::protocol_error);
   expect_bodies(out, {first});
@@ -224,7 +249,7 @@ TEST(FrameDecoder, TruncatedFrameIsNotAtBoundaryAndCountsTheBytesFed) {
   append_frame(stream, make_body(20, 4));
   const std::size_t half = stream.size() / 2;  // 12: the header and 8 body bytes
   FrameDecoder d;
-  std::vector<SharedBuffer> out;
+  std::vector<Slice> out;
   ASSERT_TRUE(d.feed(std::span(stream).first(half), out).ok());
   EXPECT_TRUE(out.empty());
   EXPECT_FALSE(d.at_boundary());
@@ -233,7 +258,7 @@ TEST(FrameDecoder, TruncatedFrameIsNotAtBoundaryAndCountsTheBytesFed) {
 
 TEST(FrameDecoder, TruncatedHeaderIsNotAtBoundaryAndCountsTheBytesFed) {
   FrameDecoder d;
-  std::vector<SharedBuffer> out;
+  std::vector<Slice> out;
   const Bytes h = header_of(20);
   ASSERT_TRUE(d.feed(std::span(h).first(2), out).ok());
   EXPECT_FALSE(d.at_boundary());
@@ -245,7 +270,7 @@ TEST(FrameDecoder, BufferedCountsHeaderAndBodyBytesAtEveryTruncation) {
   append_frame(stream, make_body(20, 5));
   for (std::size_t cut = 1; cut < stream.size(); ++cut) {
     FrameDecoder d;
-    std::vector<SharedBuffer> out;
+    std::vector<Slice> out;
     ASSERT_TRUE(d.feed(std::span(stream).first(cut), out).ok());
     EXPECT_TRUE(out.empty()) << "cut " << cut;
     EXPECT_FALSE(d.at_boundary()) << "cut " << cut;
@@ -255,7 +280,7 @@ TEST(FrameDecoder, BufferedCountsHeaderAndBodyBytesAtEveryTruncation) {
 
 TEST(FrameDecoder, StaysPoisonedAfterAnError) {
   FrameDecoder d;
-  std::vector<SharedBuffer> out;
+  std::vector<Slice> out;
   Status first = d.feed(header_of(kDefaultMaxFrame + 1), out);
   ASSERT_EQ(first.code(), Errc::frame_too_large);
 
@@ -272,7 +297,7 @@ TEST(FrameDecoder, StaysPoisonedAfterAnError) {
 
 TEST(FrameDecoder, StaysPoisonedAfterAZeroLengthFrame) {
   FrameDecoder d;
-  std::vector<SharedBuffer> out;
+  std::vector<Slice> out;
   ASSERT_EQ(d.feed(header_of(0), out).code(), Errc::protocol_error);
   Bytes valid;
   append_frame(valid, make_body(6, 7));
@@ -283,14 +308,14 @@ TEST(FrameDecoder, StaysPoisonedAfterAZeroLengthFrame) {
 TEST(FrameDecoder, HandshakeLimitRejectsOneByteMore) {
   FrameDecoder d(kHandshakeMaxFrame);
   EXPECT_EQ(d.max_frame(), kHandshakeMaxFrame);
-  std::vector<SharedBuffer> out;
+  std::vector<Slice> out;
   EXPECT_EQ(d.feed(header_of(kHandshakeMaxFrame + 1), out).code(), Errc::frame_too_large);
   EXPECT_EQ(d.reserved(), 0u);
 }
 
 TEST(FrameDecoder, SetMaxFrameRaisesTheLimitFromTheNextHeader) {
   FrameDecoder d(kHandshakeMaxFrame);
-  std::vector<SharedBuffer> out;
+  std::vector<Slice> out;
   const Bytes hello = make_body(kHandshakeMaxFrame, 8);
   Bytes stream;
   append_frame(stream, hello);
@@ -308,7 +333,7 @@ TEST(FrameDecoder, SetMaxFrameRaisesTheLimitFromTheNextHeader) {
 
 TEST(FrameDecoder, LoweringTheLimitMidFrameFinishesTheCurrentFrame) {
   FrameDecoder d;
-  std::vector<SharedBuffer> out;
+  std::vector<Slice> out;
   const Bytes body = make_body(10u << 10, 10);
   Bytes stream;
   append_frame(stream, body);
@@ -323,30 +348,31 @@ TEST(FrameDecoder, LimitIsCappedAtTheLargest32BitLength) {
   FrameDecoder d(kDefaultMaxFrame);
   d.set_max_frame(std::size_t{1} << 40);
   EXPECT_EQ(d.max_frame(), kMaxFrameLimit);
-  std::vector<SharedBuffer> out;
+  std::vector<Slice> out;
   ASSERT_TRUE(d.feed(header_of(kMaxFrameLimit), out).ok());
   EXPECT_LE(d.reserved(), kGrowChunk);
 }
 
 TEST(FrameDecoder, ReservesOnlyReceivedBytesPlusOneChunkForAHugeClaim) {
   FrameDecoder d;
-  std::vector<SharedBuffer> out;
+  std::vector<Slice> out;
   const std::size_t claimed = 64u << 20;
   ASSERT_TRUE(d.feed(header_of(claimed), out).ok());
   const Bytes kib = make_body(1024, 11);
   ASSERT_TRUE(d.feed(kib, out).ok());
   EXPECT_TRUE(out.empty());
-  EXPECT_GE(d.reserved(), kib.size());
-  EXPECT_LE(d.reserved(), kib.size() + kGrowChunk);
+  // Received: the length prefix and the body bytes so far (the frame is held prefix first).
+  EXPECT_GE(d.reserved(), kFrameHeaderSize + kib.size());
+  EXPECT_LE(d.reserved(), kFrameHeaderSize + kib.size() + kGrowChunk);
 }
 
 TEST(FrameDecoder, ReservationTracksReceivedBytesWhileAHugeFrameArrives) {
   FrameDecoder d;
-  std::vector<SharedBuffer> out;
+  std::vector<Slice> out;
   const std::size_t claimed = 64u << 20;
   ASSERT_TRUE(d.feed(header_of(claimed), out).ok());
   const Bytes chunk = make_body(64u << 10, 12);
-  std::size_t received = 0;
+  std::size_t received = kFrameHeaderSize;
   while (received < (10u << 20)) {
     ASSERT_TRUE(d.feed(chunk, out).ok());
     received += chunk.size();

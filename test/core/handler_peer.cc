@@ -29,11 +29,11 @@ bool send_all(int fd, const sb::WireFrame& f) {
 
 // Reads frames until one of `kind` arrives; false at EOF or on a bad frame.
 bool wait_for(int fd, sb::FrameDecoder& decoder, sb::Kind kind) {
-  std::vector<sb::SharedBuffer> frames;
+  std::vector<sb::Slice> frames;
   for (;;) {
-    for (const auto& body : frames) {
+    for (const auto& frame : frames) {
       sb::Envelope env;
-      if (sb::decode_envelope(body, env).ok() && env.kind == kind) return true;
+      if (sb::decode_frame(frame, env).ok() && env.kind == kind) return true;
     }
     frames.clear();
     std::uint8_t buf[4096];

@@ -291,10 +291,10 @@ class RawPeer {
   std::optional<Envelope> read_frame(bool keep_peers = false) {
     for (;;) {
       if (!frames_.empty()) {
-        SharedBuffer body = frames_.front();
+        Slice frame = frames_.front();
         frames_.erase(frames_.begin());
         Envelope env;
-        if (!decode_envelope(body, env, DecodeLimits{1u << 20}).ok()) return std::nullopt;
+        if (!decode_frame(frame, env, DecodeLimits{1u << 20}).ok()) return std::nullopt;
         if (env.kind == Kind::peer && !keep_peers) {
           ++peers_seen;
           continue;
@@ -326,7 +326,7 @@ class RawPeer {
   int fd_ = -1;
   bool connected_ = false;
   FrameDecoder decoder_{kDefaultMaxFrame};
-  std::vector<SharedBuffer> frames_;
+  std::vector<Slice> frames_;
 };
 
 // A started hub on a private endpoint, with its membership recorded.
