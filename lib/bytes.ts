@@ -78,7 +78,7 @@ export class ByteReader {
   readonly buf: Uint8Array;
   readonly view: DataView;
   pos: number;
-  readonly end: number;
+  end: number; // narrowed to a frame's end while its envelope is read (lib/wire.ts)
 
   constructor(buf: Uint8Array, start = 0, end = buf.length) {
     this.buf = buf;
@@ -158,5 +158,45 @@ export class ByteReader {
   }
   utf8(n: number): string {
     return textDecoder.decode(this.take(n));
+  }
+}
+
+/**
+ * Interns short UTF-8 strings by their bytes: a string seen before costs a hash and a compare
+ * instead of a decode and an allocation. For topics, read once per received frame.
+ */
+export class StringCache {
+  static readonly MAX = 64;
+  readonly #strings: string[];
+  readonly #lengths: Uint8Array;
+  readonly #bytes: Uint8Array;
+  readonly #mask: number;
+
+  constructor(slots = 256) {
+    this.#strings = new Array<string>(slots).fill('');
+    this.#lengths = new Uint8Array(slots);
+    this.#bytes = new Uint8Array(slots * StringCache.MAX);
+    this.#mask = slots - 1;
+  }
+
+  /** The string of buf[start, start + n), which the caller has bounds-checked. */
+  get(buf: Uint8Array, start: number, n: number): string {
+    if (n === 0) return '';
+    if (n > StringCache.MAX) return textDecoder.decode(buf.subarray(start, start + n));
+    let h = 0x811c9dc5 ^ n;
+    for (let i = start; i < start + n; i++) h = Math.imul(h ^ buf[i], 0x01000193); // FNV-1a
+    const slot = (h ^ (h >>> 16)) & this.#mask;
+    const at = slot * StringCache.MAX;
+    const bytes = this.#bytes;
+    if (this.#lengths[slot] === n) {
+      let i = 0;
+      while (i < n && bytes[at + i] === buf[start + i]) i++;
+      if (i === n) return this.#strings[slot];
+    }
+    const s = textDecoder.decode(buf.subarray(start, start + n));
+    for (let i = 0; i < n; i++) bytes[at + i] = buf[start + i];
+    this.#lengths[slot] = n;
+    this.#strings[slot] = s;
+    return s;
   }
 }

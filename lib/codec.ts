@@ -161,6 +161,9 @@ let kinds: number[] = [];
 let keys: unknown[] = [];
 let aux: number[] = [];
 let rootName = 'payload';
+// Replaces '%s' in rootName: callers pass the topic apart so that no message string is built
+// per call, only when a value is refused.
+let rootSubject: string | undefined;
 let encoding = false;
 
 const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
@@ -199,7 +202,7 @@ function describeKey(k: unknown, position: number): string {
 }
 
 function pathAt(depth: number): string {
-  let p = rootName;
+  let p = rootSubject === undefined ? rootName : rootName.split('%s').join(rootSubject);
   for (let d = 0; d < depth; d++) p += segment(d);
   return p;
 }
@@ -210,9 +213,9 @@ function refuse(depth: number, what: string): CodecError {
 }
 
 /** Writes `value` as one msgpack value at `w.pos`. On failure `w.pos` is back where it was. */
-export function encodeValue(w: ByteWriter, value: unknown, root = 'payload'): void {
+export function encodeValue(w: ByteWriter, value: unknown, root = 'payload', subject?: string): void {
   const start = w.pos;
-  const outer = encoding ? { parents, kinds, keys, aux, rootName } : null;
+  const outer = encoding ? { parents, kinds, keys, aux, rootName, rootSubject } : null;
   if (outer) {
     parents = [];
     kinds = [];
@@ -221,6 +224,7 @@ export function encodeValue(w: ByteWriter, value: unknown, root = 'payload'): vo
   }
   encoding = true;
   rootName = root;
+  rootSubject = subject;
   try {
     writeAny(w, value, 0);
   } catch (e) {
@@ -230,7 +234,7 @@ export function encodeValue(w: ByteWriter, value: unknown, root = 'payload'): vo
     throw e;
   } finally {
     if (outer) {
-      ({ parents, kinds, keys, aux, rootName } = outer);
+      ({ parents, kinds, keys, aux, rootName, rootSubject } = outer);
     } else {
       encoding = false;
     }
@@ -401,7 +405,7 @@ function utf8Into(buf: Uint8Array, p: number, s: string, i: number): number {
 // per-call cost only pays off on long strings.
 const MANUAL_UTF8_MAX = 256;
 
-function writeString(w: ByteWriter, s: string): void {
+export function writeString(w: ByteWriter, s: string): void {
   const len = s.length;
   if (len < 32) {
     // Most strings (keys, short values) are short ASCII: fixstr, one pass, no size guess.
@@ -889,11 +893,21 @@ let nodesLeft = 0;
 const READER_CACHE_MAX_BYTES = 1 << 20;
 let cachedReader: ByteReader | null = null;
 
+// Between beginBatch() and endBatch() (the EventBus decoding one received batch) the reader is
+// kept whatever the batch's size, and dropped at the end.
+let batchDepth = 0;
+export function beginBatch(): void {
+  batchDepth++;
+}
+export function endBatch(): void {
+  if (--batchDepth === 0) cachedReader = null;
+}
+
 function readerFor(bytes: Uint8Array): ByteReader {
   const ab = bytes.buffer;
   const c = cachedReader;
   if (c !== null && c.buf.buffer === ab && c.buf.length === ab.byteLength) return c;
-  if (ab.byteLength > READER_CACHE_MAX_BYTES) return new ByteReader(bytes);
+  if (ab.byteLength > READER_CACHE_MAX_BYTES && batchDepth === 0) return new ByteReader(bytes);
   return (cachedReader = new ByteReader(new Uint8Array(ab)));
 }
 

@@ -9,7 +9,7 @@
 // - Invokes end exactly once: a reply, a remote error, a timeout, an abort, no handler, a lost
 //   connection, or close(). `settle()` is the one place that ends them.
 import { ByteWriter } from './bytes.js';
-import { CodecError, decode, encodeValue } from './codec.js';
+import { beginBatch, CodecError, decode, encodeValue, endBatch } from './codec.js';
 import { detectProcess, type ProcessKind } from './detect.js';
 import {
   AbortError,
@@ -26,7 +26,7 @@ import {
   fromNative,
 } from './errors.js';
 import { native, type NativeHub, type NativePort, type NativePortState } from './native.js';
-import { Flag, Kind, readFrames, writeFrame, type Envelope } from './wire.js';
+import { beginFrame, endFrame, Flag, Kind, readFrames, type Envelope } from './wire.js';
 // The public types are declared once, in types/index.d.ts.
 import type { ConnectionState, EventBusOptions, PeerInfo } from '../types/index.js';
 
@@ -374,7 +374,7 @@ export class EventBus {
       throw new InvalidArgumentError(`'${topic}' is a bus event, not a topic; choose another topic name`);
     }
     const start = this.#writer.pos;
-    this.#writeQueued(Kind.event, 0, topic, data, `emit('${topic}') payload`);
+    this.#writeQueued(Kind.event, 0, topic, data, "emit('%s') payload");
     this.#stats.emitted++;
     if (this.#hasLocalListener(topic)) {
       this.#localEvents.push({ topic, start, end: this.#writer.pos });
@@ -430,7 +430,7 @@ export class EventBus {
     const stack = new Error().stack;
     return new Promise((resolve, reject) => {
       try {
-        this.#writeQueued(Kind.invoke, id, name, req, `invoke('${name}') request`);
+        this.#writeQueued(Kind.invoke, id, name, req, "invoke('%s') request");
       } catch (err) {
         reject(err);
         return;
@@ -519,7 +519,10 @@ export class EventBus {
     const w = this.#writer;
     const start = w.pos;
     try {
-      writeFrame(w, kind, id, topic, flags, value === null && what === undefined ? null : (wr) => encodeValue(wr, value, what ?? 'payload'));
+      const at = beginFrame(w, kind, id, topic, flags);
+      // `what` names the payload in a refusal; '%s' in it stands for the topic.
+      if (value !== null || what !== undefined) encodeValue(w, value, what ?? 'payload', topic);
+      endFrame(w, start, at);
     } catch (err) {
       w.pos = start; // drop the partial frame
       throw err;
@@ -585,12 +588,17 @@ export class EventBus {
   // --- Reading -----------------------------------------------------------------------------
 
   #onFrames(frames: Buffer): void {
+    beginBatch();
     try {
-      readFrames(frames, (env) => this.#dispatch(env));
+      readFrames(frames, this.#dispatchBound);
     } catch (err) {
       this.#reportError(new SwitchboardError('E_PROTOCOL', `malformed frame from the hub: ${(err as Error).message}`));
+    } finally {
+      endBatch();
     }
   }
+
+  readonly #dispatchBound = (env: Envelope): void => this.#dispatch(env);
 
   #dispatch(env: Envelope): void {
     switch (env.kind) {
@@ -602,7 +610,7 @@ export class EventBus {
         this.#serve(env);
         break;
       case Kind.result:
-        if (this.#pending.has(env.id)) this.#settle(env.id, this.#decodePayload(env, `result of '${this.#pending.get(env.id)!.name}'`));
+        if (this.#pending.has(env.id)) this.#settle(env.id, this.#decodePayload(env, 'result', this.#pending.get(env.id)!.name));
         break;
       case Kind.error:
         this.#onError(env);
@@ -623,13 +631,14 @@ export class EventBus {
     }
   }
 
-  #decodePayload(env: Envelope, what: string): unknown {
+  /** `what` of `name` names the payload in an error message, built only on failure. */
+  #decodePayload(env: Envelope, what: string, name: string): unknown {
     if (env.flags & Flag.rawPayload) return Buffer.from(env.payload);
     if (env.payload.length === 0) return undefined;
     try {
       return decode(env.payload);
     } catch (err) {
-      if (err instanceof CodecError) err.message = `could not decode the ${what}: ${err.message}`;
+      if (err instanceof CodecError) err.message = `could not decode the ${what} of '${name}': ${err.message}`;
       throw err;
     }
   }
@@ -644,7 +653,7 @@ export class EventBus {
     if (!targets || targets.length === 0) return;
     let data: unknown;
     try {
-      data = this.#decodePayload(env, `payload of '${env.topic}'`);
+      data = this.#decodePayload(env, 'payload', env.topic);
     } catch (err) {
       this.#reportError(err as Error);
       return;
@@ -694,7 +703,7 @@ export class EventBus {
     }
     let original: unknown;
     try {
-      original = this.#decodePayload(env, `error of '${p.name}'`);
+      original = this.#decodePayload(env, 'error', p.name);
     } catch (err) {
       original = err;
     }
@@ -713,7 +722,7 @@ export class EventBus {
     this.#serving.set(id, controller);
     const ctx = { sender: this.#peer(env.sender), name: env.topic, signal: controller.signal };
     this.#stats.served++;
-    new Promise<unknown>((resolve) => resolve(handler(this.#decodePayload(env, `request of '${env.topic}'`), ctx)))
+    new Promise<unknown>((resolve) => resolve(handler(this.#decodePayload(env, 'request', env.topic), ctx)))
       .then(
         (value) => this.#finishServing(id, controller, Kind.result, value),
         (err) => this.#finishServing(id, controller, Kind.error, err),

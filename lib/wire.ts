@@ -2,7 +2,8 @@
 // and the envelope's seven fields, exactly as docs/PROTOCOL.md and core/envelope.h define them.
 // Envelopes are written straight into the turn's batch buffer; the payload is encoded in place
 // as a bin32 whose length is patched afterwards, so no payload is copied on the way out.
-import { ByteReader, ByteWriter } from './bytes.js';
+import { ByteReader, ByteWriter, StringCache } from './bytes.js';
+import { writeString } from './codec.js';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -59,65 +60,39 @@ function writeUint(w: ByteWriter, v: number): void {
   }
 }
 
-function writeStr(w: ByteWriter, s: string): void {
-  // Reserve the widest header we might need, write the bytes, then settle the header size.
-  if (s.length < 32) {
-    const at = w.pos;
-    w.u8(0xa0);
-    const n = w.utf8(s);
-    if (n < 32) {
-      w.buf[at] = 0xa0 | n;
-      return;
-    }
-    // Rare: a short string with many multi-byte characters. Redo it with a str8/str16 header.
-    w.pos = at;
-  }
-  const bytes = new TextEncoder().encode(s);
-  if (bytes.length < 32) w.u8(0xa0 | bytes.length);
-  else if (bytes.length < 0x100) {
-    w.u8(0xd9);
-    w.u8(bytes.length);
-  } else if (bytes.length < 0x10000) {
-    w.u8(0xda);
-    w.u16(bytes.length);
-  } else {
-    w.u8(0xdb);
-    w.u32(bytes.length);
-  }
-  w.bytes(bytes);
-}
-
 /**
- * Writes one frame: header, envelope and payload. `payload` either writes the payload's bytes
- * into `w` (the value codec) or is a ready Uint8Array. Returns the frame's total size.
+ * Writes a frame's length prefix and envelope up to the payload, which the caller writes next
+ * (raw bytes, or a value encoded in place) before calling endFrame(). Returns where the payload
+ * starts. No closure or copy per frame: this is the emit path.
  */
-export function writeFrame(
-  w: ByteWriter,
-  kind: number,
-  id: number,
-  topic: string,
-  flags: number,
-  payload: ((w: ByteWriter) => void) | Uint8Array | null,
-): number {
-  const start = w.pos;
-  w.u32(0); // frame length, patched below
+export function beginFrame(w: ByteWriter, kind: number, id: number, topic: string, flags: number): number {
+  w.u32(0); // frame length, patched by endFrame
   w.u8(0x97); // fixarray(7)
   w.u8(PROTOCOL_VERSION);
   w.u8(kind);
   writeUint(w, id);
-  writeStr(w, topic);
+  writeString(w, topic);
   writeUint(w, flags);
   w.u8(0xce); // sender: set by the hub, in place (a fixed uint32, see core/envelope.h set_sender)
   w.u32(0);
-  w.u8(0xc6); // bin32, length patched below
-  const binAt = w.pos;
+  w.u8(0xc6); // bin32, length patched by endFrame
   w.u32(0);
-  const payloadStart = w.pos;
-  if (payload instanceof Uint8Array) w.bytes(payload);
-  else if (payload) payload(w);
-  w.view.setUint32(binAt, w.pos - payloadStart);
+  return w.pos;
+}
+
+/** Patches the lengths of the frame that began at `start`; returns the frame's total size. */
+export function endFrame(w: ByteWriter, start: number, payloadStart: number): number {
+  w.view.setUint32(payloadStart - 4, w.pos - payloadStart);
   w.view.setUint32(start, w.pos - start - 4);
   return w.pos - start;
+}
+
+/** Writes one whole frame whose payload is `payload` (or none). */
+export function writeFrame(w: ByteWriter, kind: number, id: number, topic: string, flags: number, payload: Uint8Array | null): number {
+  const start = w.pos;
+  const at = beginFrame(w, kind, id, topic, flags);
+  if (payload) w.bytes(payload);
+  return endFrame(w, start, at);
 }
 
 function readUint(r: ByteReader): number {
@@ -137,19 +112,21 @@ function readUint(r: ByteReader): number {
   }
 }
 
+// A process reads the same few topics over and over.
+const topics = new StringCache(256);
+
 function readStr(r: ByteReader): string {
   const b = r.u8();
-  if ((b & 0xe0) === 0xa0) return r.utf8(b & 0x1f);
-  switch (b) {
-    case 0xd9:
-      return r.utf8(r.u8());
-    case 0xda:
-      return r.utf8(r.u16());
-    case 0xdb:
-      return r.utf8(r.u32());
-    default:
-      throw new RangeError(`envelope: expected a string, got 0x${b.toString(16)}`);
-  }
+  let n: number;
+  if ((b & 0xe0) === 0xa0) n = b & 0x1f;
+  else if (b === 0xd9) n = r.u8();
+  else if (b === 0xda) n = r.u16();
+  else if (b === 0xdb) n = r.u32();
+  else throw new RangeError(`envelope: expected a string, got 0x${b.toString(16)}`);
+  r.need(n);
+  const s = topics.get(r.buf, r.pos, n);
+  r.pos += n;
+  return s;
 }
 
 function readBin(r: ByteReader): Uint8Array {
@@ -170,25 +147,28 @@ function readBin(r: ByteReader): Uint8Array {
 
 /** Calls `fn` for each envelope of a batch of whole frames. Throws on a malformed frame. */
 export function readFrames(batch: Uint8Array, fn: (env: Envelope) => void): void {
+  // One reader for the whole batch, its end narrowed to each frame in turn: a reader per frame
+  // cost a DataView per event.
   const r = new ByteReader(batch);
-  while (r.remaining() > 0) {
+  const total = r.end;
+  while (r.pos < total) {
     const length = r.u32();
     r.need(length);
     const end = r.pos + length;
-    const body = new ByteReader(batch, r.pos, end);
-    if (body.u8() !== 0x97) throw new RangeError('envelope: expected an array of 7');
-    const version = readUint(body);
+    r.end = end;
+    if (r.u8() !== 0x97) throw new RangeError('envelope: expected an array of 7');
+    const version = readUint(r);
     if (version !== PROTOCOL_VERSION) throw new RangeError(`envelope: version ${version}`);
     const env: Envelope = {
-      kind: readUint(body),
-      id: readUint(body),
-      topic: readStr(body),
-      flags: readUint(body),
-      sender: readUint(body),
-      payload: readBin(body),
+      kind: readUint(r),
+      id: readUint(r),
+      topic: readStr(r),
+      flags: readUint(r),
+      sender: readUint(r),
+      payload: readBin(r),
     };
-    if (body.pos !== end) throw new RangeError('envelope: trailing bytes');
-    r.pos = end;
+    if (r.pos !== end) throw new RangeError('envelope: trailing bytes');
+    r.end = total;
     fn(env);
   }
 }
