@@ -19,6 +19,7 @@
 
 #include <napi.h>
 
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <mutex>
@@ -118,17 +119,28 @@ class Delivery {
   explicit Delivery(Sink sink) : sink_(std::move(sink)) {}
 
   // I/O thread.
-  template <typename... Args>
-  void push(Args&&... args) {
+  void push(Item item) {
+    std::size_t cost = Sink::cost(item);
     bool call = false;
     {
       std::lock_guard lock(mutex_);
-      items_.emplace_back(std::forward<Args>(args)...);
+      items_.push_back(std::move(item));
+      queued_bytes_ += cost;
+      if (queued_bytes_ > kBacklogBytes) backlogged_ = true;
       call = !scheduled_;
       scheduled_ = true;
     }
     if (call) (void)tsfn_.NonBlockingCall(nullptr);  // napi_closing at teardown: dropped
   }
+
+  // I/O thread: true while more than kBacklogBytes wait for JavaScript. The producer then stops
+  // reading; `on_caught_up` (set by the owner) runs on the JavaScript thread when JavaScript
+  // takes the backlog, so that it can resume.
+  bool backlogged() {
+    std::lock_guard lock(mutex_);
+    return queued_bytes_ > kBacklogBytes;
+  }
+  void set_on_caught_up(std::function<void()> fn) { on_caught_up_ = std::move(fn); }
   // JavaScript thread.
   void ref(Napi::Env env) { tsfn_.Ref(env); }
   void unref(Napi::Env env) { tsfn_.Unref(env); }
@@ -143,11 +155,17 @@ class Delivery {
   static void call_js(Napi::Env env, Napi::Function, Delivery* self, std::nullptr_t*) {
     if (env == nullptr || self == nullptr || self->released_) return;
     std::vector<Item> items;
+    bool caught_up = false;
     {
       std::lock_guard lock(self->mutex_);
       items.swap(self->items_);
       self->scheduled_ = false;
+      self->queued_bytes_ = 0;
+      caught_up = std::exchange(self->backlogged_, false);
     }
+    // Resume before delivering: the next batch is read while JavaScript handles this one, so at
+    // most about two backlogs' worth are held at once.
+    if (caught_up && self->on_caught_up_) self->on_caught_up_();
     // A raw scope: node-addon-api's HandleScope would abort if it cannot open one (see raw).
     napi_handle_scope scope = nullptr;
     if (napi_open_handle_scope(env, &scope) != napi_ok) return;
@@ -169,10 +187,18 @@ class Delivery {
 
   using Tsfn = Napi::TypedThreadSafeFunction<Delivery, std::nullptr_t, &Delivery::call_js>;
 
+  // Bytes queued for JavaScript above which the producer is asked to stop reading. Large enough
+  // that one JavaScript call takes thousands of small events (amortising the call), small enough
+  // to keep a slow consumer's memory flat.
+  static constexpr std::size_t kBacklogBytes = 1u << 20;
+
   Sink sink_;
   Tsfn tsfn_;
   std::mutex mutex_;
   std::vector<Item> items_;
+  std::size_t queued_bytes_ = 0;
+  bool backlogged_ = false;
+  std::function<void()> on_caught_up_;  // JavaScript thread
   bool scheduled_ = false;
   bool released_ = false;
 };

@@ -18,6 +18,7 @@ struct PeerSink {
   Napi::FunctionReference on_peer;
   static bool deliver(Napi::Env env, Delivery<PeerSink>& delivery, std::vector<Item>& items,
                       std::size_t& done);
+  static std::size_t cost(const Item&) { return 0; }  // joins and leaves: never a backlog
 };
 
 class HubHandle : public Napi::ObjectWrap<HubHandle> {

@@ -65,6 +65,14 @@ bool PortSink::deliver(Napi::Env env, Delivery<PortSink>& delivery, std::vector<
   return true;
 }
 
+std::size_t PortSink::cost(const Item& item) {
+  const auto* batch = std::get_if<std::vector<Envelope>>(&item);
+  if (batch == nullptr) return 0;
+  std::size_t bytes = 0;
+  for (const Envelope& e : *batch) bytes += frame_size_bound(e);
+  return bytes;
+}
+
 Delivery<PortSink>* PortHandle::make_delivery(Napi::Env env, const Napi::Function& on_frames,
                                               const Napi::Function& on_state) {
   PortSink sink;
@@ -76,6 +84,7 @@ Delivery<PortSink>* PortHandle::make_delivery(Napi::Env env, const Napi::Functio
 PortCallbacks PortHandle::callbacks_for(Delivery<PortSink>* delivery) {
   PortCallbacks cb;
   cb.on_batch = [delivery](std::vector<Envelope>& batch) { delivery->push(std::move(batch)); };
+  cb.backlogged = [delivery] { return delivery->backlogged(); };
   cb.on_state = [delivery](PortState state, const Status& why) {
     delivery->push(StateChange{state, why});
   };
@@ -109,6 +118,9 @@ Napi::Object PortHandle::wrap(Napi::Env env, std::unique_ptr<Port> port,
   PortHandle* self = PortHandle::Unwrap(obj);
   self->port_ = std::move(port);
   self->delivery_ = delivery;
+  // Runs in the delivery's JavaScript call, which never overlaps close() (same thread), and not
+  // at all once the delivery is released: the port outlives every call.
+  delivery->set_on_caught_up([port = self->port_.get()] { port->resume_reading(); });
   // Registered after the thread-safe function, so it runs before the function's own teardown:
   // the I/O thread is joined while the delivery still exists.
   napi_add_env_cleanup_hook(env, &PortHandle::on_env_teardown, self);
@@ -155,7 +167,15 @@ Napi::Value PortHandle::submit(const Napi::CallbackInfo& info) {
     // One copy per batch: the core keeps the bytes after this call returns, and the JavaScript
     // buffer may be reused or moved by the garbage collector.
     auto owner = std::make_shared<Buffer>(data, size);
+    // Count the frames first: growing the vector would move every envelope again.
+    std::size_t count = 0;
+    for (std::size_t at = 0; size - at >= kFrameHeaderSize;) {
+      at += kFrameHeaderSize + get_frame_header(data + at);
+      ++count;
+      if (at > size) break;
+    }
     std::vector<Envelope> batch;
+    batch.reserve(count);
     std::size_t at = 0;
     while (at < size) {
       if (size - at < kFrameHeaderSize) {

@@ -31,6 +31,7 @@ struct PortSink {
   Napi::FunctionReference on_state;
   static bool deliver(Napi::Env env, Delivery<PortSink>& delivery, std::vector<Item>& items,
                       std::size_t& done);
+  static std::size_t cost(const Item& item);
 };
 
 class PortHandle : public Napi::ObjectWrap<PortHandle> {

@@ -25,6 +25,13 @@ void Batcher::gather(std::vector<IoVec>& iov, std::size_t max_iov) const {
       data += skip;
       size -= skip;
       skip = 0;
+      // Frames that lie back to back in one buffer (a submitted batch, a received run) go out
+      // as one iovec.
+      if (!iov.empty() &&
+          static_cast<const std::uint8_t*>(iov.back().iov_base) + iov.back().iov_len == data) {
+        iov.back().iov_len += size;
+        continue;
+      }
       if (iov.size() == max_iov) return;
       iov.push_back(IoVec{const_cast<std::uint8_t*>(data), size});
     }

@@ -53,6 +53,13 @@ class Client::Impl {
   Status start();
   Status submit(std::vector<Envelope> batch);
   void close();
+  void resume_reading() {
+    // The I/O thread decides, in order with its own pause: if the consumer fell behind again
+    // meanwhile, reading stays paused until the next resume.
+    asio::post(io_.context(), [this] {
+      if (conn_ && !(cb_.backlogged && cb_.backlogged())) conn_->resume_reading();
+    });
+  }
   std::uint64_t peer_id() const { return peer_id_.load(); }
   PortStats stats() const;
 
@@ -261,7 +268,10 @@ void Client::Impl::on_frames(std::vector<Slice>& frames) {
     batch.push_back(std::move(env));
   }
   in_flight_gauge_.store(in_flight_.size());
-  if (!batch.empty() && cb_.on_batch) cb_.on_batch(batch);
+  if (!batch.empty() && cb_.on_batch) {
+    cb_.on_batch(batch);
+    if (cb_.backlogged && conn_ && cb_.backlogged()) conn_->pause_reading();
+  }
   if (goaway) {
     bool fatal = goaway->code() == Errc::auth_failed || goaway->code() == Errc::version_mismatch;
     lost(*goaway, fatal);
@@ -389,7 +399,11 @@ Status Client::Impl::submit(std::vector<Envelope> batch) {
   std::lock_guard lock(mutex_);
   if (!running_) return Status(Errc::closed, "this client is closed");
   if (online_) {
-    for (auto& e : batch) inbox_.push_back(std::move(e));
+    if (inbox_.empty()) {
+      inbox_.swap(batch);
+    } else {
+      for (auto& e : batch) inbox_.push_back(std::move(e));
+    }
     if (!drain_scheduled_) {
       drain_scheduled_ = true;
       asio::post(io_.context(), [this] { drain(); });
@@ -481,6 +495,9 @@ Status Client::start() {
 }
 Status Client::submit(std::vector<Envelope> batch) {
   return impl_->submit(std::move(batch));
+}
+void Client::resume_reading() {
+  impl_->resume_reading();
 }
 void Client::close() {
   impl_->close();

@@ -49,6 +49,7 @@ class Client final : public Port {
   // Starts the I/O thread and the first connection attempt; returns at once.
   Status start();
   Status submit(std::vector<Envelope> batch) override;
+  void resume_reading() override;
   void close() override;
   std::uint64_t peer_id() const override;
   PortStats stats() const override;

@@ -36,7 +36,9 @@ void Connection::detach() {
 }
 
 void Connection::arm_read() {
+  read_armed_ = true;
   stream_->wait_readable([self = shared_from_this()](std::error_code ec) {
+    self->read_armed_ = false;
     if (!self->open_) return;
     if (ec) {
       self->fail(Status(Errc::io_error, "wait for read: " + ec.message()));
@@ -87,9 +89,15 @@ void Connection::on_readable() {
              : Status(Errc::protocol_error, "peer closed the connection inside a frame (" +
                                                 std::to_string(decoder_.buffered()) +
                                                 " bytes of a partial frame)"));
-  } else {
+  } else if (!paused_) {
     arm_read();
   }
+}
+
+void Connection::resume_reading() {
+  if (!paused_) return;
+  paused_ = false;
+  if (open_ && reading_ && !read_armed_) arm_read();
 }
 
 void Connection::send(WireFrame frame) {

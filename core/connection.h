@@ -67,6 +67,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void close_gracefully(WireFrame last, std::chrono::milliseconds linger);
   void close();
 
+  // Stops reading until resume_reading(), for a consumer that has fallen behind: the bytes wait
+  // in the kernel, and the sender's own flow control (the hub's high-water mark) takes over.
+  // Takes effect from the next readiness event.
+  void pause_reading() { paused_ = true; }
+  void resume_reading();
+
   bool is_open() const { return open_; }
   bool is_reading() const { return reading_; }
   std::size_t queued_bytes() const { return queue_.queued_bytes(); }
@@ -96,6 +102,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool closing_ = false;  // close once the queue is empty
   std::unique_ptr<asio::steady_timer> linger_;
   bool flush_scheduled_ = false;
+  bool paused_ = false;
+  bool read_armed_ = false;
   bool waiting_writable_ = false;
 };
 

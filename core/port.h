@@ -32,6 +32,10 @@ std::string_view state_name(PortState state);
 struct PortCallbacks {
   std::function<void(std::vector<Envelope>& batch)> on_batch;
   std::function<void(PortState state, const Status& why)> on_state;
+  // Optional, I/O thread: asked after each on_batch. True means the consumer has fallen behind,
+  // and the port stops reading from its socket until resume_reading() (a slow consumer is then
+  // seen by the hub's high-water mark instead of growing this process's memory).
+  std::function<bool()> backlogged;
 };
 
 // What a port can say about itself; readable from any thread.
@@ -53,6 +57,9 @@ class Port {
   virtual void close() = 0;
   // The id the hub assigned (0 until welcomed).
   virtual std::uint64_t peer_id() const = 0;
+  // Any thread: the consumer has caught up (see PortCallbacks::backlogged). Reading resumes
+  // unless the consumer is backlogged again by the time the I/O thread looks.
+  virtual void resume_reading() {}
   virtual PortStats stats() const = 0;
 };
 

@@ -1250,6 +1250,39 @@ function readCachedKey(n: number): string {
   return key;
 }
 
+const fromCharCode = String.fromCharCode;
+const asciiCodes: number[] = [];
+
+/** buf[start, start + n) as a string; every byte < 0x80 and n < 16 (checked by the caller). */
+function shortAscii(buf: Uint8Array, s: number, n: number): string {
+  switch (n) {
+    case 0:
+      return '';
+    case 1:
+      return fromCharCode(buf[s]);
+    case 2:
+      return fromCharCode(buf[s], buf[s + 1]);
+    case 3:
+      return fromCharCode(buf[s], buf[s + 1], buf[s + 2]);
+    case 4:
+      return fromCharCode(buf[s], buf[s + 1], buf[s + 2], buf[s + 3]);
+    case 5:
+      return fromCharCode(buf[s], buf[s + 1], buf[s + 2], buf[s + 3], buf[s + 4]);
+    case 6:
+      return fromCharCode(buf[s], buf[s + 1], buf[s + 2], buf[s + 3], buf[s + 4], buf[s + 5]);
+    case 7:
+      return fromCharCode(buf[s], buf[s + 1], buf[s + 2], buf[s + 3], buf[s + 4], buf[s + 5], buf[s + 6]);
+    case 8:
+      return fromCharCode(buf[s], buf[s + 1], buf[s + 2], buf[s + 3], buf[s + 4], buf[s + 5], buf[s + 6], buf[s + 7]);
+    default: {
+      const codes = asciiCodes;
+      codes.length = n;
+      for (let i = 0; i < n; i++) codes[i] = buf[s + i];
+      return fromCharCode.apply(null, codes);
+    }
+  }
+}
+
 function readStr(n: number): string {
   const r = rd;
   const start = r.pos;
@@ -1258,14 +1291,12 @@ function readStr(n: number): string {
   r.pos = stop;
   const buf = r.buf;
   if (n < 16) {
-    // Short ASCII (most short values) without the TextDecoder call.
-    let s = '';
+    // Short ASCII (most short values) without the TextDecoder call, and without concatenating
+    // one character at a time (a string per character): one fromCharCode call.
     for (let i = start; i < stop; i++) {
-      const c = buf[i];
-      if (c >= 0x80) return textDecoder.decode(buf.subarray(start, stop));
-      s += String.fromCharCode(c);
+      if (buf[i] >= 0x80) return textDecoder.decode(buf.subarray(start, stop));
     }
-    return s;
+    return shortAscii(buf, start, n);
   }
   return textDecoder.decode(buf.subarray(start, stop));
 }

@@ -89,6 +89,29 @@ TEST(Batcher, GatherPointsIntoTheQueuedBuffersWithoutCopying) {
   EXPECT_EQ(iov[1].iov_len, 7u);
 }
 
+TEST(Batcher, FramesBackToBackInOneBufferGoOutAsOneIovec) {
+  // Three frames of one submitted batch, views of one buffer (as FrameDecoder and the addon
+  // hand them out), then one frame elsewhere.
+  auto whole = std::make_shared<const Buffer>("aaaabbbbbbcc", 12);
+  Batcher b;
+  for (auto [at, n] : {std::pair{0, 4}, std::pair{4, 6}, std::pair{10, 2}}) {
+    WireFrame f;
+    f.payload = Slice(whole, whole->data() + at, static_cast<std::size_t>(n));
+    b.push(f);
+  }
+  b.push(frame_of("X", "Y"));
+  std::vector<IoVec> iov;
+  b.gather(iov);
+  ASSERT_EQ(iov.size(), 3u);
+  EXPECT_EQ(iov[0].iov_base, static_cast<const void*>(whole->data()));
+  EXPECT_EQ(iov[0].iov_len, 12u);
+  EXPECT_EQ(concat(iov), "aaaabbbbbbccXY");
+  // A partial write restarts inside the merged run.
+  EXPECT_EQ(b.consume(5), 1u);
+  b.gather(iov);
+  EXPECT_EQ(concat(iov), "bbbbbccXY");
+}
+
 TEST(Batcher, GatherReplacesThePreviousContents) {
   Batcher b;
   b.push(frame_of("ab", "cd"));

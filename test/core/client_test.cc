@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
 #include "test_support.h"
 
 namespace switchboard::testing {
@@ -187,6 +190,56 @@ TEST(Client, CloseSendsEverythingSubmittedBeforeIt) {
   ASSERT_TRUE(pub->client->submit(std::move(batch)).ok());
   pub->client->close();  // at once: nothing submitted before it may be lost
   ASSERT_TRUE(sub.rec.wait_count(Kind::event, kEvents));
+}
+
+TEST(Client, StopsReadingWhileItsConsumerIsBackloggedAndLosesNothing) {
+  HubFixture f;
+  // A consumer that keeps up until the flood starts, then says it has fallen behind.
+  std::atomic<bool> behind{false};
+  Recorder rec;
+  PortCallbacks cb = rec.callbacks();
+  cb.backlogged = [&behind] { return behind.load(); };
+  ClientOptions opt;
+  opt.endpoint = f.hub->endpoint();
+  opt.token = f.hub->token();
+  auto sub = std::make_unique<Client>(std::move(opt), std::move(cb));
+  ASSERT_TRUE(sub->start().ok());
+  ASSERT_TRUE(rec.wait_connects(1));
+  std::vector<Envelope> req;
+  req.push_back(make(Kind::subscribe, "flood", 7));
+  ASSERT_TRUE(sub->submit(std::move(req)).ok());
+  ASSERT_TRUE(rec.wait_reply(7).has_value());
+  // Behind from the first event on (join announcements before it must not count).
+  std::atomic<bool> flooded{false};
+  rec.set_on_envelope([&](const Envelope& e) {
+    if (e.kind == Kind::event && !flooded.exchange(true)) behind = true;
+  });
+
+  // 4 MiB: far more than one readiness event reads (16 x 64 KiB) plus the socket buffers, and
+  // under the hub's default high-water mark (8 MiB), so the hub drops none of it.
+  TestClient pub(*f.hub);
+  constexpr int kEvents = 4096;
+  std::vector<Envelope> batch;
+  for (int i = 0; i < kEvents; ++i) {
+    batch.push_back(make(Kind::event, "flood", 0, std::to_string(i) + std::string(1024, 'x')));
+  }
+  ASSERT_TRUE(pub.client->submit(std::move(batch)).ok());
+  ASSERT_TRUE(rec.wait_count(Kind::event, 1));
+  // Paused after the first batch: the count stops growing while the consumer is behind.
+  std::this_thread::sleep_for(300ms);
+  const std::size_t paused_at = rec.count(Kind::event);
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(rec.count(Kind::event), paused_at);
+  EXPECT_LT(paused_at, static_cast<std::size_t>(kEvents));
+
+  behind = false;
+  sub->resume_reading();
+  ASSERT_TRUE(rec.wait_count(Kind::event, kEvents, 10s));
+  auto events = rec.of_kind(Kind::event);
+  for (int i = 0; i < kEvents; ++i) {
+    ASSERT_EQ(events[i].payload.substr(0, events[i].payload.size() - 1024), std::to_string(i));
+  }
+  sub->close();
 }
 
 TEST(Client, AnOversizeResultReachesItsCallerAsAnError) {
