@@ -190,7 +190,7 @@ class Delivery {
   // Bytes queued for JavaScript above which the producer is asked to stop reading. Large enough
   // that one JavaScript call takes thousands of small events (amortising the call), small enough
   // to keep a slow consumer's memory flat.
-  static constexpr std::size_t kBacklogBytes = 1u << 20;
+  static constexpr std::size_t kBacklogBytes = 256u << 10;
 
   Sink sink_;
   Tsfn tsfn_;

@@ -43,7 +43,8 @@ interface PendingInvoke {
   timer: ReturnType<typeof setTimeout> | undefined;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
-  stack: string | undefined;
+  /** The caller's stack, formatted only if a RemoteError needs it (formatting costs µs per call). */
+  site: Error;
 }
 
 const DEFAULT_TIMEOUT = 30_000;
@@ -427,7 +428,7 @@ export class EventBus {
     if (local) return this.#invokeLocally(name, local, req, timeout, signal);
 
     const id = this.#nextId++;
-    const stack = new Error().stack;
+    const site = new Error();
     return new Promise((resolve, reject) => {
       try {
         this.#writeQueued(Kind.invoke, id, name, req, "invoke('%s') request");
@@ -436,7 +437,7 @@ export class EventBus {
         return;
       }
       this.#stats.sent++;
-      const pending: PendingInvoke = { name, resolve, reject, timer: undefined, signal, onAbort: undefined, stack };
+      const pending: PendingInvoke = { name, resolve, reject, timer: undefined, signal, onAbort: undefined, site };
       if (timeout > 0) {
         pending.timer = setTimeout(() => {
           this.#cancel(id);
@@ -464,7 +465,7 @@ export class EventBus {
     const controller = new AbortController();
     const copy = decode(encodeOne(req, `invoke('${name}') request`));
     const ctx = { sender: this.#self, name, signal: controller.signal };
-    const stack = new Error().stack;
+    const site = new Error();
     let fail!: (err: unknown) => void;
     const ended = new Promise<never>((_, reject) => (fail = reject));
     const local = { fail, controller };
@@ -482,7 +483,7 @@ export class EventBus {
       .then(() => handler(copy, ctx))
       .then((v) => decode(encodeOne(v, `result of '${name}'`)))
       .catch((err) => {
-        throw new RemoteError(this.#self, decode(encodeOne(err, 'error')), name, stack);
+        throw new RemoteError(this.#self, decode(encodeOne(err, 'error')), name, site.stack);
       });
     try {
       return await Promise.race([work, ended]);
@@ -707,7 +708,7 @@ export class EventBus {
     } catch (err) {
       original = err;
     }
-    this.#settle(env.id, undefined, new RemoteError(this.#peer(env.sender), original, p.name, p.stack));
+    this.#settle(env.id, undefined, new RemoteError(this.#peer(env.sender), original, p.name, p.site.stack));
   }
 
   #serve(env: Envelope): void {
