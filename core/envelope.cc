@@ -60,13 +60,24 @@ struct RawWriter {
   }
 };
 
+// The id of an invoke and of its reply is rewritten by the hub at every hop (caller's id <->
+// the hub's call id); written at a fixed width, it can be rewritten in place.
+bool has_fixed_id(const Envelope& env) {
+  return (env.kind == Kind::invoke || env.kind == Kind::result || env.kind == Kind::error) &&
+         env.id <= 0xffffffffu;
+}
+
 // Packs the envelope up to and including the payload's bin header.
 template <typename Writer>
 void pack_head(msgpack::packer<Writer>& pk, const Envelope& env) {
   pk.pack_array(7);
   pk.pack_uint32(kProtocolVersion);
   pk.pack_uint8(static_cast<std::uint8_t>(env.kind));
-  pk.pack_uint64(env.id);
+  if (has_fixed_id(env)) {
+    pk.pack_fix_uint32(static_cast<std::uint32_t>(env.id));  // set in place by the hub (set_id)
+  } else {
+    pk.pack_uint64(env.id);
+  }
   pk.pack_str(static_cast<std::uint32_t>(env.topic.size()));
   pk.pack_str_body(env.topic.data(), static_cast<std::uint32_t>(env.topic.size()));
   pk.pack_uint32(env.flags);
@@ -191,7 +202,7 @@ class EnvelopeReader {
 };
 
 // Parses a body; `sender_at` receives the sender field's offset in it.
-Status parse_body(const Slice& body, Envelope& out, const DecodeLimits& limits,
+Status parse_body(const Slice& body, Envelope& out, const DecodeLimits& limits, std::size_t& id_at,
                   std::size_t& sender_at) {
   if (body.size == 0) return Status(Errc::protocol_error, "empty frame");
   EnvelopeReader r(body.data, body.size);
@@ -202,9 +213,10 @@ Status parse_body(const Slice& body, Envelope& out, const DecodeLimits& limits,
   std::size_t topic_size = 0;
   const std::uint8_t* payload = nullptr;
   std::size_t payload_size = 0;
-  bool ok = r.array_of_seven() && r.uint(version) && r.uint(kind) && is_known_kind(kind) &&
-            r.uint(out.id) && r.str(topic, topic_size) && topic_size <= limits.max_topic &&
-            r.uint(flags) && flags <= std::numeric_limits<std::uint32_t>::max();
+  bool ok = r.array_of_seven() && r.uint(version) && r.uint(kind) && is_known_kind(kind);
+  if (ok) id_at = r.offset();
+  ok = ok && r.uint(out.id) && r.str(topic, topic_size) && topic_size <= limits.max_topic &&
+       r.uint(flags) && flags <= std::numeric_limits<std::uint32_t>::max();
   if (ok) {
     sender_at = r.offset();
     ok = r.uint(out.sender) && r.bin(payload, payload_size);
@@ -319,8 +331,8 @@ Envelope frame_error(std::uint64_t id, std::string message) {
 std::size_t encoded_body_size(const Envelope& env) {
   if (!env.frame.empty()) return env.frame.size - kFrameHeaderSize;
   return 1 + uint_size(kProtocolVersion) + uint_size(static_cast<std::uint8_t>(env.kind)) +
-         uint_size(env.id) + str_header_size(env.topic.size()) + env.topic.size() +
-         uint_size(env.flags) + (env.sender <= 0xffffffffu ? 5 : 9) +
+         (has_fixed_id(env) ? 5 : uint_size(env.id)) + str_header_size(env.topic.size()) +
+         env.topic.size() + uint_size(env.flags) + (env.sender <= 0xffffffffu ? 5 : 9) +
          bin_header_size(env.payload.size) + env.payload.size;
 }
 
@@ -369,8 +381,9 @@ std::size_t encode_frame_into(const Envelope& env, std::uint8_t* out) {
 }
 
 Status decode_envelope(const Slice& body, Envelope& out, const DecodeLimits& limits) {
+  std::size_t id_at = 0;
   std::size_t sender_at = 0;
-  return parse_body(body, out, limits, sender_at);
+  return parse_body(body, out, limits, id_at, sender_at);
 }
 
 Status decode_frame(const Slice& frame, Envelope& out, const DecodeLimits& limits) {
@@ -378,21 +391,31 @@ Status decode_frame(const Slice& frame, Envelope& out, const DecodeLimits& limit
       get_frame_header(frame.data) != frame.size - kFrameHeaderSize) {
     return Status(Errc::protocol_error, "malformed frame: the length prefix does not match");
   }
+  std::size_t id_at = 0;
   std::size_t sender_at = 0;
-  Status s = parse_body(frame_body(frame), out, limits, sender_at);
+  Status s = parse_body(frame_body(frame), out, limits, id_at, sender_at);
   if (!s.ok()) return s;
   out.frame = frame;
+  out.id_at = static_cast<std::uint32_t>(kFrameHeaderSize + id_at);
   out.sender_at = static_cast<std::uint32_t>(kFrameHeaderSize + sender_at);
   return {};
 }
 
-void set_sender(Envelope& env, std::uint64_t sender) {
-  env.sender = sender;
-  if (env.frame.empty()) return;
+namespace {
+
+// Rewrites the unsigned integer at `at` in `env.frame` within its existing width; false when it
+// does not fit (the caller then drops the frame, and encode_frame() encodes afresh).
+bool patch_uint(Envelope& env, std::uint32_t at, std::uint64_t value) {
   // The frame's owner is shared as const; the caller guarantees no one reads it yet.
-  auto* at = const_cast<std::uint8_t*>(env.frame.data) + env.sender_at;
+  auto* p = const_cast<std::uint8_t*>(env.frame.data) + at;
   std::size_t width = 0;
-  switch (*at) {
+  switch (*p) {
+    case 0xcc:
+      width = 1;
+      break;
+    case 0xcd:
+      width = 2;
+      break;
     case 0xce:
       width = 4;
       break;
@@ -400,19 +423,28 @@ void set_sender(Envelope& env, std::uint64_t sender) {
       width = 8;
       break;
     default:
-      if (*at < 0x80 && sender < 0x80) {
-        *at = static_cast<std::uint8_t>(sender);
-        return;
+      if (*p < 0x80 && value < 0x80) {
+        *p = static_cast<std::uint8_t>(value);
+        return true;
       }
-      break;
+      return false;
   }
-  if (width == 0 || (width == 4 && sender > 0xffffffffu)) {
-    env.frame = Slice();  // too narrow: encode_frame() will encode afresh
-    return;
-  }
-  for (std::size_t i = 0; i < width; ++i) {
-    at[width - i] = static_cast<std::uint8_t>(sender >> (8 * i));
-  }
+  if (width < 8 && value >= (std::uint64_t{1} << (8 * width))) return false;
+  for (std::size_t i = 0; i < width; ++i)
+    p[width - i] = static_cast<std::uint8_t>(value >> (8 * i));
+  return true;
+}
+
+}  // namespace
+
+void set_sender(Envelope& env, std::uint64_t sender) {
+  env.sender = sender;
+  if (!env.frame.empty() && !patch_uint(env, env.sender_at, sender)) env.frame = Slice();
+}
+
+void set_id(Envelope& env, std::uint64_t id) {
+  env.id = id;
+  if (!env.frame.empty() && !patch_uint(env, env.id_at, id)) env.frame = Slice();
 }
 
 }  // namespace switchboard

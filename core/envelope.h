@@ -79,8 +79,10 @@ struct Envelope {
   // empty for an envelope built in memory. While set it encodes exactly the fields above, and
   // encode_frame() sends these bytes instead of encoding again: this is how a frame crosses the
   // hub and the addon without being rebuilt. Code that changes a field of a decoded envelope
-  // must clear it, except for the sender, which set_sender() changes in place.
+  // must clear it, except for the sender and the id, which set_sender() and set_id() change in
+  // place.
   Slice frame;
+  std::uint32_t id_at = 0;      // offset of the id field in `frame`
   std::uint32_t sender_at = 0;  // offset of the sender field in `frame`
 };
 
@@ -125,6 +127,9 @@ Status decode_frame(const Slice& frame, Envelope& out, const DecodeLimits& limit
 // and encode_frame() will encode the envelope afresh. Only for a frame no one else reads yet:
 // the hub calls it once, before it queues the frame to anyone.
 void set_sender(Envelope& env, std::uint64_t sender);
+// The same for the id (an invoke's and its reply's id change at the hub; encoders write them as
+// a fixed 32-bit integer).
+void set_id(Envelope& env, std::uint64_t id);
 
 // The most bytes encode_frame_into() can write for `env` (length prefix included).
 std::size_t frame_size_bound(const Envelope& env);

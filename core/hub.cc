@@ -565,13 +565,13 @@ void Hub::Impl::route_invoke(Peer& caller, Envelope& env) {
   caller.calls_out.emplace(env.id, call);
   callee->serving.insert(call);
   invokes_routed_.fetch_add(1, std::memory_order_relaxed);
+  // As for events: the frame goes on as it came, with the call id and the sender set in place.
   Outgoing msg;
-  msg.env.kind = Kind::invoke;
-  msg.env.id = call;
-  msg.env.topic = std::move(env.topic);
-  msg.env.flags = env.flags & ~kFlagFromHub;
-  msg.env.sender = caller.id;
-  msg.env.payload = std::move(env.payload);
+  if (env.flags & kFlagFromHub) env.frame = Slice();
+  set_id(env, call);
+  set_sender(env, caller.id);
+  msg.env = std::move(env);
+  msg.env.flags &= ~kFlagFromHub;
   send_to(*callee, msg, false);
 }
 
@@ -586,12 +586,11 @@ void Hub::Impl::route_reply(Peer& callee, Envelope& env) {
   if (!caller) return;
   caller->calls_out.erase(call.caller_id);
   Outgoing msg;
-  msg.env.kind = env.kind;
-  msg.env.id = call.caller_id;
-  msg.env.topic = std::move(env.topic);
-  msg.env.flags = env.flags & ~kFlagFromHub;  // a handler cannot pose as the hub
-  msg.env.sender = callee.id;
-  msg.env.payload = std::move(env.payload);
+  if (env.flags & kFlagFromHub) env.frame = Slice();  // a handler cannot pose as the hub
+  set_id(env, call.caller_id);
+  set_sender(env, callee.id);
+  msg.env = std::move(env);
+  msg.env.flags &= ~kFlagFromHub;
   send_to(*caller, msg, false);
 }
 

@@ -70,7 +70,12 @@ export function beginFrame(w: ByteWriter, kind: number, id: number, topic: strin
   w.u8(0x97); // fixarray(7)
   w.u8(PROTOCOL_VERSION);
   w.u8(kind);
-  writeUint(w, id);
+  if ((kind === Kind.invoke || kind === Kind.result || kind === Kind.error) && id <= 0xffffffff) {
+    w.u8(0xce); // fixed width: the hub rewrites this id in place (core/envelope.h set_id)
+    w.u32(id);
+  } else {
+    writeUint(w, id);
+  }
   writeString(w, topic);
   writeUint(w, flags);
   w.u8(0xce); // sender: set by the hub, in place (a fixed uint32, see core/envelope.h set_sender)

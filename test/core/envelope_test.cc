@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <span>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -528,6 +529,99 @@ TEST(OversizeAction, NothingVanishes) {
   auto c = oversize_action(event, 10);
   ASSERT_TRUE(c.tell_sender.has_value());
   EXPECT_EQ(c.tell_sender->id, 0u);
+}
+
+// --- Frames that cross a hop as the bytes that arrived --------------------------------------
+
+// A whole frame (prefix included) holding `env`, as FrameDecoder hands it out.
+Slice whole_frame(const Envelope& env) {
+  Bytes bytes(frame_size_bound(env));
+  bytes.resize(encode_frame_into(env, bytes.data()));
+  return Slice::copy_of(std::span<const std::uint8_t>(bytes));
+}
+
+TEST(EnvelopeFrame, DecodeFrameKeepsTheFrameAndEncodeFrameSharesItWithoutACopy) {
+  Envelope e = sample(Kind::event, "progress", payload_of(64, 3));
+  e.id = 0;
+  const Slice frame = whole_frame(e);
+  Envelope got;
+  ASSERT_TRUE(decode_frame(frame, got).ok());
+  expect_same(got, e);
+  EXPECT_EQ(got.frame.data, frame.data);
+  WireFrame out;
+  ASSERT_TRUE(encode_frame(got, out).ok());
+  EXPECT_FALSE(out.head);
+  EXPECT_EQ(out.payload.data, frame.data);
+  EXPECT_EQ(out.payload.size, frame.size);
+}
+
+TEST(EnvelopeFrame, SenderAndIdOfAnInvokeAreRewrittenInPlace) {
+  Envelope e = sample(Kind::invoke, "svc", payload_of(16, 4));
+  e.id = 5;
+  e.sender = 0;
+  const Slice frame = whole_frame(e);
+  Envelope got;
+  ASSERT_TRUE(decode_frame(frame, got).ok());
+  set_id(got, 0xfeedbeefu);
+  set_sender(got, 0x01020304u);
+  ASSERT_EQ(got.frame.data, frame.data) << "a fixed-width field must be rewritten in place";
+  Envelope again;
+  ASSERT_TRUE(decode_frame(got.frame, again).ok());
+  EXPECT_EQ(again.id, 0xfeedbeefu);
+  EXPECT_EQ(again.sender, 0x01020304u);
+  EXPECT_EQ(again.topic, "svc");
+  EXPECT_EQ(again.payload.view(), e.payload.view());
+}
+
+TEST(EnvelopeFrame, AFieldTooNarrowForTheNewValueIsEncodedAfresh) {
+  // Another encoder's minimal form: sender as a positive fixint (one byte).
+  msgpack::sbuffer sb;
+  msgpack::packer<msgpack::sbuffer> pk(sb);
+  pk.pack_array(7);
+  pk.pack(1);
+  pk.pack(static_cast<int>(Kind::event));
+  pk.pack(0);
+  pk.pack(std::string("t"));
+  pk.pack(0);
+  pk.pack(0);  // sender
+  pk.pack_bin(2);
+  pk.pack_bin_body("hi", 2);
+  Bytes bytes(kFrameHeaderSize);
+  put_frame_header(bytes.data(), sb.size());
+  bytes.insert(bytes.end(), sb.data(), sb.data() + sb.size());
+  Envelope got;
+  ASSERT_TRUE(decode_frame(Slice::copy_of(std::span<const std::uint8_t>(bytes)), got).ok());
+  set_sender(got, 100);  // fits a fixint: in place
+  EXPECT_FALSE(got.frame.empty());
+  set_sender(got, 1000);  // does not fit: the frame is dropped, the field kept
+  EXPECT_TRUE(got.frame.empty());
+  EXPECT_EQ(got.sender, 1000u);
+  WireFrame out;
+  ASSERT_TRUE(encode_frame(got, out).ok());
+  Envelope again;
+  ASSERT_TRUE(decode_envelope(body_of(out), again).ok());
+  EXPECT_EQ(again.sender, 1000u);
+  EXPECT_EQ(again.payload.view(), "hi");
+}
+
+TEST(EnvelopeFrame, SignedEncodingsOfNonNegativeIntegersDecodeAndNegativeOnesDoNot) {
+  auto body = [](std::uint8_t id_type, std::uint8_t id_byte) {
+    // [1, EVENT, id, "", 0, 0, nil] with the id as int8
+    Bytes b = {0x97, 0x01, 0x05, id_type, id_byte, 0xa0, 0x00, 0x00, 0xc0};
+    return Slice::copy_of(std::span<const std::uint8_t>(b));
+  };
+  Envelope got;
+  ASSERT_TRUE(decode_envelope(body(0xd0, 0x05), got).ok());
+  EXPECT_EQ(got.id, 5u);
+  EXPECT_EQ(decode_envelope(body(0xd0, 0xff), got).code(), Errc::protocol_error);
+}
+
+TEST(EnvelopeFrame, AFrameWhosePrefixDisagreesWithItsSizeIsRefused) {
+  Envelope e = sample(Kind::event, "t", payload_of(4, 1));
+  Slice frame = whole_frame(e);
+  Slice shorter(frame.owner, frame.data, frame.size - 1);
+  Envelope got;
+  EXPECT_EQ(decode_frame(shorter, got).code(), Errc::protocol_error);
 }
 
 }  // namespace
