@@ -51,6 +51,8 @@ class Pump {
             break;
           } catch (err) {
             // A `mandatory` ROUTER reports a peer at its high-water mark as EAGAIN: wait, retry.
+            // EHOSTUNREACH: the peer has gone (the orchestrator tears a run down); drop it.
+            if (err?.code === 'EHOSTUNREACH') break;
             if (err?.code !== 'EAGAIN') throw err;
             await new Promise((resolve) => setTimeout(resolve, 1));
           }
