@@ -1,13 +1,14 @@
 // Contender "net + msgpackr": the best pure-JavaScript design we could write, on Unix sockets.
 //
-//   node net-msgpackr.mjs <role: a | b | relay> <scenario: s1 | s2> <n> <mode: direct | relay> <codec>
+//   node net-msgpackr.mjs <role: a | b | c> <scenario> <n> <codec: standard | records>
 //
+// A is the server and runs the JavaScript relay of router.mjs; B and C connect to it.
 // Frames: u32 BE length of the rest | u8 kind | u32 BE id | u8 topic length | topic | payload,
 // the payload being one msgpackr value. A relay routes on the fixed header alone and forwards the
 // frame bytes untouched (only the id is rewritten for invokes), as Switchboard's hub reads only
 // the envelope. Every connection coalesces the frames of one JavaScript turn into one write.
 // Flow control: a sender waits for 'drain' once more than FLOW_LIMIT bytes are queued on its
-// socket; the relay pauses a source while a destination is over the limit.
+// socket; the relay pauses its sources while a destination is over the limit.
 //
 // codec: 'standard' = Packr({ useRecords: false }) (plain msgpack maps, interoperable like
 // Switchboard's wire); 'records' = Packr({ sequential: true }) (msgpackr's record extension, each
@@ -15,13 +16,12 @@
 import net from 'node:net';
 import { once } from 'node:events';
 import { Packr, Unpackr } from 'msgpackr';
-import { TOPIC, METHOD, control, send, now, maxRssKiB, emitAll, Receiver, invokeAll, percentiles } from './common.mjs';
+import { runRole } from './common.mjs';
+import { Router, Client } from './router.mjs';
 
-const [role, scenario, nArg, mode = 'direct', codec = 'standard'] = process.argv.slice(2);
-const N = Number(nArg);
+const [role, scenario, nArg, codec = 'standard'] = process.argv.slice(2);
 const FLOW_LIMIT = 4 * 1024 * 1024;
 
-const K = { event: 1, invoke: 2, result: 3, subscribe: 4, register: 5, ping: 6, pong: 7, error: 8 };
 const HEADER = 10; // u32 length + u8 kind + u32 id + u8 topic length
 
 function makeCodec() {
@@ -34,7 +34,7 @@ function makeCodec() {
 class Conn {
   constructor(socket, onFrame) {
     this.socket = socket;
-    this.onFrame = onFrame; // (conn, kind, id, topic, buf, frameStart, payloadStart, frameEnd)
+    this.onFrame = onFrame; // (conn, kind, id, topic, frame, decode)
     this.out = Buffer.allocUnsafe(128 * 1024);
     this.pos = 0;
     this.scheduled = false;
@@ -83,11 +83,30 @@ class Conn {
     this.#schedule();
   }
 
+  /** One frame's bytes, for fan-out (standard codec only: records state is per connection). */
+  get encode() {
+    return codec === 'records' ? undefined : this.encodeFrame;
+  }
+
+  encodeFrame(kind, id, topic, value) {
+    const payload = value === undefined ? null : this.packr.pack(value);
+    const tlen = topic.length;
+    const plen = payload ? payload.length : 0;
+    const f = Buffer.allocUnsafe(HEADER + tlen + plen);
+    f.writeUInt32BE(HEADER - 4 + tlen + plen, 0);
+    f[4] = kind;
+    f.writeUInt32BE(id, 5);
+    f[9] = tlen;
+    f.latin1Write(topic, HEADER, tlen);
+    if (payload) payload.copy(f, HEADER + tlen);
+    return f;
+  }
+
   /** Queues a received frame's bytes as they are, optionally with a new id (relay). */
-  forward(buf, start, end, id) {
-    const len = end - start;
+  forward(frame, id) {
+    const len = frame.length;
     this.ensure(len);
-    buf.copy(this.out, this.pos, start, end);
+    frame.copy(this.out, this.pos);
     if (id !== undefined) this.out.writeUInt32BE(id, this.pos + 5);
     this.pos += len;
     this.frames++;
@@ -123,10 +142,27 @@ class Conn {
       const id = buf.readUInt32BE(at + 5);
       const tlen = buf[at + 9];
       const topic = buf.latin1Slice(at + HEADER, at + HEADER + tlen);
-      this.onFrame(this, kind, id, topic, buf, at, at + HEADER + tlen, end);
+      const payloadStart = at + HEADER + tlen;
+      this.onFrame(this, kind, id, topic, buf.subarray(at, end), () => this.decode(buf, payloadStart, end));
       at = end;
     }
     if (at < size) this.pending = buf.subarray(at);
+  }
+
+  pressure() {
+    return this.socket.writableLength + this.pos > FLOW_LIMIT;
+  }
+
+  drained() {
+    return this.socket.writableLength > 0 ? once(this.socket, 'drain') : Promise.resolve();
+  }
+
+  pause() {
+    this.socket.pause();
+  }
+
+  resume() {
+    this.socket.resume();
   }
 
   decode(buf, start, end) {
@@ -141,177 +177,32 @@ function connect(path) {
   });
 }
 
-function flowControl(conn) {
-  return () => (conn.socket.writableLength > FLOW_LIMIT ? once(conn.socket, 'drain') : null);
-}
-
-// --- Relay: routes on the header, never decodes a payload ------------------------------------
-
-function runRelay() {
-  const subscribers = new Map(); // topic -> Set<Conn>
-  const handlers = new Map(); // method -> Conn
-  const calls = new Map(); // relay id -> { conn, id }
-  let nextId = 1;
-  const paused = new Set();
-  const onFrame = (from, kind, id, topic, buf, start, payloadStart, end) => {
-    switch (kind) {
-      case K.event: {
-        const subs = subscribers.get(topic);
-        if (subs) for (const to of subs) to.forward(buf, start, end);
-        break;
-      }
-      case K.invoke: {
-        const to = handlers.get(topic);
-        if (!to) {
-          from.send(K.error, id, topic, 'no handler');
-          break;
-        }
-        const rid = nextId++;
-        calls.set(rid, { conn: from, id });
-        to.forward(buf, start, end, rid);
-        break;
-      }
-      case K.result:
-      case K.error: {
-        const call = calls.get(id);
-        if (!call) break;
-        calls.delete(id);
-        call.conn.forward(buf, start, end, call.id);
-        break;
-      }
-      case K.subscribe: {
-        let set = subscribers.get(topic);
-        if (!set) subscribers.set(topic, (set = new Set()));
-        set.add(from);
-        break;
-      }
-      case K.register:
-        handlers.set(topic, from);
-        break;
-      case K.ping:
-        from.send(K.pong, id, '', undefined);
-        break;
-    }
-  };
-  const conns = new Set();
-  const server = net.createServer((socket) => {
-    const conn = new Conn(socket, onFrame);
-    conns.add(conn);
-    // Flow control: a destination over the limit pauses every source until it drains.
-    const origFlush = conn.flush.bind(conn);
-    conn.flush = () => {
-      origFlush();
-      if (socket.writableLength > FLOW_LIMIT && !conn.draining) {
-        conn.draining = true;
-        for (const c of conns) {
-          if (c !== conn && !paused.has(c)) {
-            paused.add(c);
-            c.socket.pause();
-          }
-        }
-        socket.once('drain', () => {
-          conn.draining = false;
-          for (const c of paused) c.socket.resume();
-          paused.clear();
-        });
-      }
-    };
-    socket.on('error', () => {});
-    socket.on('close', () => {
-      conns.delete(conn);
-      for (const set of subscribers.values()) set.delete(conn);
-    });
-  });
-  const path = `${process.env.BENCH_DIR}/relay.sock`;
-  server.listen(path, () => send({ type: 'ready', path }));
-  control({
-    report: () =>
-      send({
-        type: 'report',
-        maxRSS: maxRssKiB(),
-        framesPerWrite: [...conns].map((c) => (c.writes ? c.frames / c.writes : 0)),
-      }),
-  });
-}
-
-// --- B: receives events / serves invokes -------------------------------------------------------
-
-async function runB() {
-  let onDone;
-  const receiver = new Receiver(N, (rep) => onDone(rep));
-  const onFrame = (conn, kind, id, topic, buf, start, payloadStart, end) => {
-    if (kind === K.event) {
-      if (topic === TOPIC) receiver.receive(conn.decode(buf, payloadStart, end));
-    } else if (kind === K.invoke) {
-      if (topic === METHOD) {
-        const req = conn.decode(buf, payloadStart, end);
-        conn.send(K.result, id, '', { n: req.n + 1 });
-      } else conn.send(K.error, id, topic, 'no handler');
-    } else if (kind === K.pong) {
-      conn.onPong?.();
-    }
-  };
-  let conn;
-  if (mode === 'direct') {
-    const path = `${process.env.BENCH_DIR}/b.sock`;
+const transport = {
+  async serve() {
+    const router = new Router();
+    const onFrame = (...a) => router.onFrame(...a);
     const server = net.createServer((socket) => {
-      conn = new Conn(socket, onFrame);
-      onDone = (rep) => send({ type: 'done', ...rep, maxRSS: maxRssKiB(), chunksIn: conn.chunks });
+      const conn = new Conn(socket, onFrame);
+      router.add(conn);
+      socket.on('error', () => {});
+      socket.on('close', () => router.remove(conn));
     });
-    await new Promise((r) => server.listen(path, r));
-    send({ type: 'ready', path });
-  } else {
-    conn = new Conn(await connect(process.env.BENCH_RELAY), onFrame);
-    onDone = (rep) => send({ type: 'done', ...rep, maxRSS: maxRssKiB(), chunksIn: conn.chunks });
-    conn.send(scenario === 's1' ? K.subscribe : K.register, 0, scenario === 's1' ? TOPIC : METHOD, undefined);
-    // The relay handles one connection's frames in order: its pong proves the subscription.
-    await new Promise((resolve) => {
-      conn.onPong = resolve;
-      conn.send(K.ping, 0, '', undefined);
-    });
-    send({ type: 'ready' });
-  }
-  control({ report: () => send({ type: 'report', maxRSS: maxRssKiB(), ...receiver.report() }) });
-}
+    const path = `${process.env.BENCH_DIR}/a.sock`;
+    await new Promise((resolve) => server.listen(path, resolve));
+    return {
+      info: { path },
+      emit: (topic, value) => router.emit(topic, value),
+      invoke: (method, req) => router.invoke(method, req),
+      flow: router.flow,
+      stats: () => ({ relayed: router.relayed, framesPerWrite: [...router.links].map((c) => (c.writes ? c.frames / c.writes : 0)) }),
+    };
+  },
+  async join(info) {
+    const client = new Client();
+    client.link = new Conn(await connect(info.path), (...a) => client.onFrame(...a));
+    client.stats = () => ({ framesPerWrite: client.link.writes ? client.link.frames / client.link.writes : 0 });
+    return client;
+  },
+};
 
-// --- A: emits events / invokes ------------------------------------------------------------------
-
-async function runA() {
-  const pendingCalls = new Map();
-  let nextId = 1;
-  const conn = new Conn(await connect(process.env.BENCH_PEER), (c, kind, id, topic, buf, start, payloadStart, end) => {
-    if (kind === K.result || kind === K.error) {
-      const p = pendingCalls.get(id);
-      if (!p) return;
-      pendingCalls.delete(id);
-      if (kind === K.result) p.resolve(c.decode(buf, payloadStart, end));
-      else p.reject(new Error(String(c.decode(buf, payloadStart, end))));
-    }
-  });
-  const invoke = (method, req) =>
-    new Promise((resolve, reject) => {
-      const id = nextId++;
-      pendingCalls.set(id, { resolve, reject });
-      conn.send(K.invoke, id, method, req);
-    });
-  send({ type: 'ready' });
-  control({
-    go: async (msg) => {
-      if (scenario === 's1') {
-        const t0 = now();
-        const tEnd = await emitAll(N, (ev) => conn.send(K.event, 0, TOPIC, ev), flowControl(conn));
-        send({ type: 'sent', t0: String(t0), tEnd: String(tEnd) });
-      } else {
-        const { us, wrong, totalUs } = await invokeAll(N, msg.warmup, (i) => invoke(METHOD, { n: i }));
-        send({ type: 'done', ...percentiles(us), wrong, totalUs, maxRSS: maxRssKiB() });
-      }
-    },
-    report: () =>
-      send({ type: 'report', maxRSS: maxRssKiB(), framesPerWrite: conn.writes ? conn.frames / conn.writes : 0 }),
-  });
-}
-
-if (role === 'relay') runRelay();
-else if (role === 'b') await runB();
-else if (role === 'a') await runA();
-else throw new Error(`unknown role ${role}`);
+await runRole(role, scenario, Number(nArg), transport);

@@ -1,27 +1,33 @@
-// First measurement: Switchboard against net + msgpackr (issue 3's closing note; the full suite
-// is issue 4). Run after `npm run build:native && npm run build:ts`:
+// The benchmark suite of issue 4: Switchboard against what Electron apps use today, and against
+// the limit (a C++ program on a raw Unix socket, bench/limit.cc), in one run.
 //
-//   node bench/js/run.mjs [--quick] [--reps N] [--only name,name] [--hwm BYTES] [--events N] [--calls N]
-//   node bench/js/run.mjs --profile              (Switchboard S1 under --cpu-prof: JavaScript self time)
-//   node bench/js/run.mjs --perf [--scenario s2]  (Switchboard under `perf record`: native + JIT frames)
+//   npm run bench                          the full suite: 3 repetitions, interleaved
+//   npm run bench -- --quick               smoke run (~1–2 min): small N, 1 repetition
+//   node bench/js/run.mjs [--reps N] [--only key,key] [--scenarios s1,s5b] [--name NAME]
+//                         [--events N] [--calls N] [--hwm BYTES] [--no-limit]
+//   node bench/js/run.mjs --profile [--contender KEY]       S1 under --cpu-prof (JS self time)
+//   node bench/js/run.mjs --perf [--scenario s2] [--contender KEY]   under `perf record`
 //
-// S1: process A emits small events to process B (events/s at B, first to last receipt; peak RSS).
-// S2: A invokes a handler in B sequentially (p50/p99 µs per call, timed in A).
-// Every (contender, scenario, repetition) runs in fresh processes; the repetitions interleave
-// the contenders. Figures are the median over repetitions, with the min–max spread. Ratios are
-// Switchboard ÷ contender, the form of issue 4's targets (S1 ≥ 2, S2 p50 ≤ 0.8, RSS ≤ 1.2).
-// Results: bench/results/first.json (--quick: first-quick.json; bench/results/ is git-ignored).
-import { fork } from 'node:child_process';
-import { mkdtempSync, rmSync, mkdirSync, writeFileSync, readdirSync, readFileSync, existsSync } from 'node:fs';
+// Scenarios (docs/PERFORMANCE.md, "Benchmark suite", says exactly what each measures):
+//   S1 small events A -> B; S2 sequential invoke A -> B; S3 invokes with 64 in flight; S4 1 MiB
+//   payloads A -> B; S5 events C -> (hub or JS relay in A) -> B; S5b S5 while A's JavaScript is
+//   busy 2 s on / 100 ms off; S6 fan-out A -> 8 subscribers.
+// Every (contender, scenario, repetition) runs in fresh processes; repetitions interleave the
+// contenders; figures are medians with the min–max spread. Lost, reordered or corrupt events
+// fail the run; a missed target never does. Results: bench/results/<name>.json and suite.svg.
+import { fork, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, mkdirSync, writeFileSync, readdirSync, readFileSync, existsSync, statSync } from 'node:fs';
 import { tmpdir, cpus, totalmem, release, loadavg } from 'node:os';
 import { createHash } from 'node:crypto';
-import { statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
+import { renderChart } from './chart.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
+const benchRequire = createRequire(path.join(root, 'bench', 'package.json'));
+const pkgVersion = (name) => JSON.parse(readFileSync(path.join(root, 'bench', 'node_modules', name, 'package.json'), 'utf8')).version;
 const args = process.argv.slice(2);
 const flag = (name) => args.includes(name);
 const option = (name, fallback) => {
@@ -31,31 +37,94 @@ const option = (name, fallback) => {
 
 const quick = flag('--quick');
 const profile = flag('--profile');
+const events = Number(option('--events', quick ? 20_000 : 200_000));
+const calls = Number(option('--calls', quick ? 1_000 : 10_000));
 const config = {
   quick,
-  events: Number(option('--events', quick ? 20_000 : 200_000)),
-  calls: Number(option('--calls', quick ? 1_000 : 10_000)),
+  events,
+  calls,
   warmup: Number(option('--warmup', quick ? 100 : 1_000)),
   reps: Number(option('--reps', quick ? 1 : 3)),
+  // N per scenario: S3 runs 5x S2's calls; S4 sends 1 MiB messages; S6 delivers 8 copies of each.
+  n: {
+    s1: events,
+    s2: calls,
+    s3: calls * 5,
+    s4: quick ? 32 : 256,
+    s5: events,
+    s5b: events,
+    s6: Math.max(1000, Math.round(events / 10)),
+  },
+  // S5b stops watching after two busy/idle cycles: a JavaScript relay moves events only in the
+  // 100 ms idle slices, and 200,000 events would take minutes through some of them.
+  s5bWindowMs: 4200,
   // The hub's per-peer high-water mark. A 200,000-event burst is ~17 MB on the wire, over the
   // default 8 MiB, so with the default the hub may drop events by design (DESIGN.md: "a burst
-  // that fits under the mark is never dropped"); it does when B's I/O thread falls behind, e.g.
-  // on a busy 2-core machine. The net contenders are lossless (flow control), so Switchboard
-  // gets a mark that holds the whole burst, as bench/core_bench.cc does. `--hwm 0` keeps the
-  // library's default. A run that loses events fails with the hub's drop count.
-  hubHighWaterMark: Number(option('--hwm', 512 * 1024 * 1024)) || undefined,
+  // that fits under the mark is never dropped"). The other contenders are lossless (flow
+  // control), so Switchboard gets a mark that holds the whole burst (and S4's 256 MiB), as
+  // bench/core_bench.cc does. `--hwm 0` keeps the library's default.
+  hubHighWaterMark: Number(option('--hwm', 1024 * 1024 * 1024)) || undefined,
 };
 
-const SB = path.join(here, 'switchboard.mjs');
-const NM = path.join(here, 'net-msgpackr.mjs');
+const ALL = ['s1', 's2', 's3', 's4', 's5', 's5b', 's6'];
+const SCENARIO = {
+  s1: { title: 'S1 small events A→B', unit: 'events/s', metric: 'rate', limit: 'stream', higher: true },
+  s2: { title: 'S2 sequential invoke, p50', unit: 'µs', metric: 'p50', limit: 'pingpong', higher: false },
+  s3: { title: 'S3 invokes, 64 in flight', unit: 'calls/s', metric: 'rate', limit: 'pipelined', higher: true },
+  s4: { title: 'S4 1 MiB payloads A→B', unit: 'MB/s', metric: 'mbPerSec', limit: 'bulk', higher: true },
+  s5: { title: 'S5 C→A(hub/relay)→B', unit: 'events/s', metric: 'rate', limit: 'stream', higher: true },
+  s5b: { title: 'S5b same, A busy 2 s/100 ms', unit: 'events/s', metric: 'rate', limit: 'stream', higher: true },
+  s6: { title: 'S6 fan-out 1→8, total', unit: 'events/s', metric: 'rate', limit: 'stream', higher: true },
+};
+
+const script = (f) => path.join(here, f);
 const CONTENDERS = [
-  { key: 'switchboard', label: 'switchboard (A→hub→B)', hops: 2 },
-  { key: 'net-relay', label: 'net+msgpackr via JS relay (A→relay→B)', hops: 2, mode: 'relay', codec: 'standard' },
-  { key: 'net-direct', label: 'net+msgpackr direct (A→B)', hops: 1, mode: 'direct', codec: 'standard' },
-  { key: 'net-direct-records', label: 'net+msgpackr records, direct (A→B)', hops: 1, mode: 'direct', codec: 'records' },
+  { key: 'switchboard', label: 'Switchboard (hub in A)', script: script('switchboard.mjs'), scenarios: ALL },
+  {
+    key: 'switchboard-hub',
+    label: 'Switchboard, hub process (A→hub→B)',
+    script: script('switchboard.mjs'),
+    hubProcess: true,
+    variant: true,
+    scenarios: ['s1', 's2', 's3', 's4', 's6'],
+    na: { s5: 'hub not in A; its S1 is this topology', s5b: 'hub not in A' },
+  },
+  { key: 'ndjson', label: 'net + NDJSON, JS relay', script: script('net-ndjson.mjs'), scenarios: ALL },
+  { key: 'fork', label: "fork, serialization 'advanced'", script: script('fork-advanced.mjs'), viaA: true, scenarios: ALL },
+  { key: 'msgpackr', label: 'net + msgpackr, JS relay', script: script('net-msgpackr.mjs'), argv: ['standard'], scenarios: ALL },
+  {
+    key: 'msgpackr-records',
+    label: 'net + msgpackr records, JS relay',
+    script: script('net-msgpackr.mjs'),
+    argv: ['records'],
+    variant: true,
+    scenarios: ['s1', 's2', 's3', 's5', 's6'],
+    na: { s4: 'one binary value: records change nothing', s5b: 'measured with the standard codec' },
+  },
+  { key: 'zeromq', label: 'zeromq.js (ROUTER/DEALER), JS relay', script: script('zeromq.mjs'), scenarios: ALL },
 ];
+const isPeer = (c) => !c.key.startsWith('switchboard');
+
+function zeromqAvailable() {
+  try {
+    const zmq = benchRequire('zeromq');
+    return { ok: true, version: `${pkgVersion('zeromq')} (libzmq ${zmq.version})` };
+  } catch (err) {
+    return { ok: false, why: String(err?.message ?? err).split('\n')[0] };
+  }
+}
+
 const only = option('--only', '');
-const contenders = only ? CONTENDERS.filter((c) => only.split(',').includes(c.key)) : CONTENDERS;
+const scenarios = option('--scenarios', '') ? option('--scenarios', '').split(',') : ALL;
+for (const s of scenarios) if (!SCENARIO[s]) throw new Error(`unknown scenario '${s}' (known: ${ALL.join(', ')})`);
+const zmqState = zeromqAvailable();
+// --quick leaves out the two variants (a separate hub process, msgpackr records) unless --only names them.
+let contenders = only ? CONTENDERS.filter((c) => only.split(',').includes(c.key)) : quick ? CONTENDERS.filter((c) => !c.variant) : CONTENDERS;
+const unavailable = [];
+if (!zmqState.ok && contenders.some((c) => c.key === 'zeromq')) {
+  unavailable.push({ key: 'zeromq', why: zmqState.why });
+  contenders = contenders.filter((c) => c.key !== 'zeromq');
+}
 
 // --- Process plumbing ---------------------------------------------------------------------------
 
@@ -67,16 +136,41 @@ function start(script, argv, env, execArgv = []) {
   });
   child.inbox = [];
   child.waiters = [];
+  child.virtuals = new Map();
+  // A send to a process that has exited: the waiter fails on 'exit'; nothing to do here.
+  child.on('error', () => {});
   child.on('message', (msg) => {
-    const i = child.waiters.findIndex((w) => w.type === msg.type || msg.type === 'error');
-    if (i === -1) child.inbox.push(msg);
-    else child.waiters.splice(i, 1)[0].resolve(msg);
+    if (msg.type === 'from') {
+      const v = child.virtuals.get(msg.id);
+      if (v && msg.msg.type === 'exit') fail(v, `exited (${msg.msg.code ?? msg.msg.signal})`);
+      else if (v) deliver(v, msg.msg);
+    } else deliver(child, msg);
   });
   child.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
   child.exited.then(({ code, signal }) => {
-    for (const w of child.waiters.splice(0)) w.reject(new Error(`${path.basename(script)} ${argv[0]} exited (${code ?? signal}) while we waited for '${w.type}'`));
+    fail(child, `exited (${code ?? signal})`);
+    for (const v of child.virtuals.values()) fail(v, `lost its parent (${code ?? signal})`);
   });
   return child;
+}
+
+function deliver(child, msg) {
+  const i = child.waiters.findIndex((w) => w.type === msg.type || msg.type === 'error');
+  if (i === -1) child.inbox.push(msg);
+  else child.waiters.splice(i, 1)[0].resolve(msg);
+}
+
+function fail(child, why) {
+  for (const w of child.waiters.splice(0)) w.reject(new Error(`${child.role} ${why} while we waited for '${w.type}'`));
+}
+
+/** A process that `parent` forks and proxies control messages for (the fork contender's B and C). */
+function startVia(parent, id, argv, env) {
+  const v = { role: id, inbox: [], waiters: [], virtual: true, spawnargs: argv, send: (msg) => parent.send({ type: 'to', id, msg }) };
+  v.exited = parent.exited;
+  parent.virtuals.set(id, v);
+  parent.send({ type: 'spawn', id, argv, env });
+  return v;
 }
 
 function waitFor(child, type, ms = 15_000) {
@@ -91,7 +185,7 @@ function waitFor(child, type, ms = 15_000) {
           const j = child.waiters.indexOf(w);
           if (j !== -1) {
             child.waiters.splice(j, 1);
-            reject(new Error(`timed out after ${ms} ms waiting for '${type}' from ${child.spawnargs.slice(-4).join(' ')}`));
+            reject(new Error(`timed out after ${ms} ms waiting for '${type}' from ${child.role} (${child.spawnargs.slice(-4).join(' ')})`));
           }
         }, ms).unref();
       });
@@ -102,11 +196,13 @@ function waitFor(child, type, ms = 15_000) {
 }
 
 async function ask(child, type = 'report') {
+  if (!child.virtual && !child.connected) throw new Error(`${child.role} has exited`);
   child.send({ type });
   return waitFor(child, type);
 }
 
-async function stop(children) {
+async function stop(all) {
+  const children = all.filter((c) => !c.virtual);
   for (const c of children) if (c.connected) c.disconnect();
   const timer = setTimeout(() => children.forEach((c) => c.exitCode === null && c.kill('SIGKILL')), 5000);
   await Promise.all(children.map((c) => c.exited));
@@ -115,152 +211,178 @@ async function stop(children) {
 
 const ns = (a, b) => Number(BigInt(b) - BigInt(a));
 const mib = (kib) => kib / 1024;
+const hrnow = () => process.hrtime.bigint();
 
 // --- One run: fresh processes for one contender and one scenario --------------------------------
 
 async function runOnce(c, scenario, execArgv = [], hooks = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), 'sb-bench-'));
-  const n = scenario === 's1' ? config.events : config.calls;
+  const n = config.n[scenario];
+  const isEvents = scenario !== 's2' && scenario !== 's3';
   const children = [];
-  const spawn = (...a) => {
-    const child = start(...a);
-    child.role = a[1][0];
+  const spawn = (role, env) => {
+    const child = start(c.script, [role, scenario, String(n), ...(c.argv ?? [])], { BENCH_DIR: dir, ...env }, execArgv);
+    child.role = role;
     children.push(child);
     return child;
   };
   try {
-    let middle = null;
-    let a;
-    let b;
-    if (c.key === 'switchboard') {
-      middle = spawn(SB, ['hub', scenario, n], config.hubHighWaterMark ? { BENCH_HWM: String(config.hubHighWaterMark) } : {}, execArgv);
-      const { env } = await waitFor(middle, 'ready');
-      b = spawn(SB, ['b', scenario, n], env, execArgv);
-      await waitFor(b, 'ready');
-      a = spawn(SB, ['a', scenario, n], env, execArgv);
-      await waitFor(a, 'ready');
-    } else {
-      const base = { BENCH_DIR: dir };
-      const argv = (role) => [role, scenario, n, c.mode, c.codec];
-      let peer;
-      if (c.mode === 'relay') {
-        middle = spawn(NM, argv('relay'), base);
-        peer = (await waitFor(middle, 'ready')).path;
-        b = spawn(NM, argv('b'), { ...base, BENCH_RELAY: peer });
-        await waitFor(b, 'ready');
-      } else {
-        b = spawn(NM, argv('b'), base);
-        peer = (await waitFor(b, 'ready')).path;
-      }
-      a = spawn(NM, argv('a'), { ...base, BENCH_PEER: peer });
-      await waitFor(a, 'ready');
+    const hwm = config.hubHighWaterMark ? { BENCH_HWM: String(config.hubHighWaterMark) } : {};
+    let hub = null;
+    let hubEnv = {};
+    if (c.hubProcess) {
+      hub = spawn('hub', hwm);
+      hubEnv = { BENCH_HUB_ENV: JSON.stringify((await waitFor(hub, 'ready')).info) };
     }
-
-    // CPU time and context switches of every process over the measured phase, per event or call.
-    const before = await Promise.all(children.map((c) => ask(c)));
-    const costs = async () => {
-      const after = await Promise.all(children.map((c) => ask(c)));
-      const per = {};
-      const items = scenario === 's1' ? n : n + config.warmup; // S2's warm-up calls run in the measured phase
-      children.forEach((c, i) => {
-        per[c.role] = {
-          cpuUs: (after[i].cpuUs - before[i].cpuUs) / items,
-          ctxSwitches: (after[i].ctxSwitches - before[i].ctxSwitches) / items,
-        };
-      });
-      return per;
+    const a = spawn('a', { ...hwm, ...hubEnv });
+    const { info } = await waitFor(a, 'ready');
+    const client = (role, index) => {
+      const env = { BENCH_INFO: JSON.stringify(info), BENCH_INDEX: String(index) };
+      if (!c.viaA) return spawn(role, env);
+      const v = startVia(a, `${role}${index}`, [role, scenario, String(n)], { BENCH_DIR: dir, ...env });
+      children.push(v);
+      return v;
     };
+    const receivers = Array.from({ length: scenario === 's6' ? 8 : 1 }, (_, i) => client('b', i));
+    await Promise.all(receivers.map((b) => waitFor(b, 'ready', 30_000)));
+    const sender = scenario === 's5' || scenario === 's5b' ? client('c', 0) : a;
+    if (sender !== a) await waitFor(sender, 'ready', 30_000);
+
+    // CPU time and context switches of every process over the measured phase, per item.
+    const before = await Promise.all(children.map((x) => ask(x)));
     if (hooks.beforeGo) await hooks.beforeGo(children);
-    a.send({ type: 'go', warmup: config.warmup });
-    if (scenario === 's1') {
-      const sentP = waitFor(a, 'sent', 120_000);
-      let done;
+    if (scenario === 's5b') {
+      a.send({ type: 'busy' });
+      await waitFor(a, 'busy');
+    }
+    sender.send({ type: 'go', warmup: config.warmup });
+    const result = {};
+    if (isEvents) {
+      const { t0 } = await waitFor(sender, 'started');
+      const sentP = waitFor(sender, 'sent', 300_000);
+      const dones = receivers.map((b) => waitFor(b, 'done', 300_000));
+      let finished = 0;
+      dones.forEach((p) => p.then(() => finished++, () => {}));
+      const allDone = Promise.all(dones);
+      let window = null;
+      if (scenario === 's5b') window = new Promise((r) => setTimeout(() => r('window'), config.s5bWindowMs).unref());
+      // Fails once the sender has sent everything and the receivers stop making progress.
+      const stallMs = scenario === 's5b' ? 6000 : 3000;
+      const watch = sentP.then(async () => {
+        let last = -1;
+        for (let still = 0; still * 1000 < stallMs; ) {
+          await new Promise((r) => setTimeout(r, 1000));
+          if (finished === receivers.length) return new Promise(() => {});
+          const counts = await Promise.all(receivers.map((b) => ask(b).then((r) => r.count, () => last)));
+          const total = counts.reduce((s, x) => s + x, 0);
+          if (finished === receivers.length) return new Promise(() => {});
+          still = total === last ? still + 1 : 0;
+          last = total;
+        }
+        throw new Error(`the receivers stopped at ${last} of ${n * receivers.length} events for ${stallMs / 1000} s after the sender had sent them all`);
+      });
+      let outcome;
       try {
-        // Fails fast once A has sent everything and B stops making progress (lost events).
-        const doneP = waitFor(b, 'done', quick ? 20_000 : 120_000);
-        let finished = false;
-        doneP.then(() => (finished = true), () => {});
-        const never = new Promise(() => {});
-        const watchP = sentP.then(async () => {
-          let last = -1;
-          for (let still = 0; still < 3; ) {
-            await new Promise((r) => setTimeout(r, 1000));
-            if (finished) return never;
-            const { count } = await ask(b).catch(() => ({ count: last }));
-            if (finished) return never;
-            still = count === last ? still + 1 : 0;
-            last = count;
-          }
-          throw new Error(`B stopped at ${last} of ${n} events for 3 s after A had sent them all`);
-        });
-        done = await Promise.race([doneP, watchP]);
+        outcome = await Promise.race([allDone, watch, ...(window ? [window] : [])]);
       } catch (err) {
-        const rb = await ask(b).catch(() => ({}));
-        const rm = middle ? await ask(middle).catch(() => ({})) : {};
+        const reports = await Promise.all(receivers.map((b) => ask(b).catch(() => ({}))));
+        const ra = await ask(hub ?? a).catch(() => ({}));
+        const h = ra.stats?.hub;
         throw new Error(
-          `${err.message}\n  B received ${rb.count} of ${n} events (out of order: ${rb.outOfOrder})` +
-            (rm.stats?.hub ? `; hub: routed ${rm.stats.hub.eventsRouted}, dropped ${rm.stats.hub.eventsDropped}` : ''),
+          `${err.message}\n  received ${reports.map((r) => r.count).join(', ')} of ${n} (out of order: ${reports.map((r) => r.outOfOrder).join(', ')})` +
+            (h ? `; hub: routed ${h.eventsRouted}, dropped ${h.eventsDropped}` : ''),
         );
       }
-      const sent = await sentP;
-      if (hooks.afterDone) await hooks.afterDone(children);
-      const per = await costs();
-      const ra = await ask(a);
-      const rb = await ask(b);
-      const rm = middle ? await ask(middle) : null;
-      return {
-        eventsPerSec: ((done.count - 1) * 1e9) / ns(done.first, done.last),
-        e2eEventsPerSec: (done.count * 1e9) / ns(sent.t0, done.last),
-        emitPerSec: (n * 1e9) / ns(sent.t0, sent.tEnd),
-        received: done.count,
-        outOfOrder: done.outOfOrder,
-        bad: done.bad,
-        framesPerBatchAtB: done.count / done.batches,
-        batchesAtB: done.batches,
-        rssA: mib(ra.maxRSS),
-        rssB: mib(Math.max(done.maxRSS, rb.maxRSS)),
-        rssMiddle: rm ? mib(rm.maxRSS) : null,
-        framesPerWriteA: ra.stats ? ra.stats.framesPerWrite : ra.framesPerWrite,
-        hub: rm?.stats?.hub ?? null,
-        hubFramesPerWrite: rm?.stats?.framesPerWrite ?? null,
-        ...flatCosts(per),
-      };
+      const sent = outcome === 'window' ? await Promise.race([sentP, Promise.resolve(null)]) : await sentP;
+      let reps;
+      if (outcome === 'window') {
+        reps = await Promise.all(receivers.map((b) => ask(b)));
+        result.partial = reps.some((r) => r.count < n) ? 1 : 0;
+      } else {
+        reps = outcome;
+        result.partial = 0;
+      }
+      for (const r of reps) {
+        if (!result.partial && r.count !== n) throw new Error(`lost events: a receiver got ${r.count} of ${n}`);
+        if (r.outOfOrder || r.bad) throw new Error(`events out of order (${r.outOfOrder}) or corrupt (${r.bad})`);
+      }
+      // Events per second from the sender's first emit to the last receipt (or, for a partial
+      // S5b, to the receiver's report): process.hrtime is the system-wide monotonic clock.
+      const rates = reps.map((r) => (r.count * 1e9) / ns(t0, result.partial ? r.at : r.last));
+      const ends = reps.map((r) => ns(t0, result.partial ? r.at : r.last));
+      result.received = reps.reduce((s, r) => s + r.count, 0);
+      result.rate = (result.received * 1e9) / Math.max(...ends);
+      result.perSubscriber = rates.reduce((s, x) => s + x, 0) / rates.length;
+      result.rateAtB = ((reps[0].count - 1) * 1e9) / ns(reps[0].first, reps[0].last);
+      result.framesPerBatchAtB = reps[0].count / reps[0].batches;
+      if (sent) result.emitPerSec = (n * 1e9) / ns(sent.t0, sent.tEnd);
+      if (scenario === 's4') result.mbPerSec = (result.rate * (1 << 20)) / 1e6;
+      result.rssB = mib(Math.max(...reps.map((r) => r.maxRSS ?? 0)));
+    } else {
+      const done = await waitFor(a, 'done', 300_000);
+      if (done.wrong) throw new Error(`${done.wrong} invokes returned a wrong result`);
+      Object.assign(result, scenario === 's2' ? { p50: done.p50, p90: done.p90, p99: done.p99, max: done.max, rate: (n * 1e6) / done.totalUs } : { rate: done.callsPerSec });
+      result.rssA = mib(done.maxRSS);
     }
-    const done = await waitFor(a, 'done', 120_000);
+    if (scenario === 's5b') {
+      a.send({ type: 'stop' });
+      result.busyMs = (await waitFor(a, 'stop', 15_000)).busyMs;
+    }
     if (hooks.afterDone) await hooks.afterDone(children);
-    const per = await costs();
-    const rb = await ask(b);
-    const rm = middle ? await ask(middle) : null;
-    return {
-      p50: done.p50,
-      p90: done.p90,
-      p99: done.p99,
-      max: done.max,
-      mean: done.mean,
-      callsPerSec: (n * 1e6) / done.totalUs,
-      wrong: done.wrong,
-      rssA: mib(done.maxRSS),
-      rssB: mib(rb.maxRSS),
-      rssMiddle: rm ? mib(rm.maxRSS) : null,
-      ...flatCosts(per),
-    };
+    const after = await Promise.all(children.map((x) => ask(x)));
+    const items = isEvents ? Math.max(1, result.received ?? n) : n + config.warmup;
+    result.cpuUsTotal = 0;
+    children.forEach((x, i) => {
+      const cpu = (after[i].cpuUs - before[i].cpuUs) / items;
+      const key = x.role === 'hub' ? 'Hub' : x.role.charAt(0).toUpperCase();
+      result[`cpuUs${key}`] = (result[`cpuUs${key}`] ?? 0) + cpu;
+      result.cpuUsTotal += cpu;
+    });
+    result.rssA = mib(after[children.indexOf(a)].maxRSS);
+    if (!isEvents) result.rssB = mib(Math.max(...receivers.map((b) => after[children.indexOf(b)].maxRSS)));
+    if (hub) result.rssHub = mib(after[children.indexOf(hub)].maxRSS);
+    if (sender !== a) result.rssC = mib(after[children.indexOf(sender)].maxRSS);
+    result.rssAB = result.rssA + result.rssB;
+    const hubStats = (hub ? after[children.indexOf(hub)] : after[children.indexOf(a)]).stats?.hub;
+    if (hubStats) {
+      result.hubDropped = hubStats.eventsDropped;
+      if (hubStats.eventsDropped) throw new Error(`the hub dropped ${hubStats.eventsDropped} events`);
+    }
+    const aStats = after[children.indexOf(a)].stats;
+    if (aStats?.framesPerWrite !== undefined) result.framesPerWriteA = Array.isArray(aStats.framesPerWrite) ? Math.max(...aStats.framesPerWrite) : aStats.framesPerWrite;
+    return result;
   } finally {
     await stop(children);
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-/** { a: {cpuUs, ctxSwitches}, ... } -> { cpuUsA, ctxA, ..., cpuUsTotal, ctxTotal } ('relay' and 'hub' are the middle). */
-function flatCosts(per) {
-  const out = { cpuUsTotal: 0, ctxTotal: 0 };
-  for (const [role, v] of Object.entries(per)) {
-    const key = role === 'hub' || role === 'relay' ? 'Middle' : role.toUpperCase();
-    out[`cpuUs${key}`] = v.cpuUs;
-    out[`ctx${key}`] = v.ctxSwitches;
-    out.cpuUsTotal += v.cpuUs;
-    out.ctxTotal += v.ctxSwitches;
+// --- The limit: bench/limit.cc, built on demand into build-bench --------------------------------
+
+function limitBinary() {
+  const build = path.join(root, 'build-bench');
+  const bin = path.join(build, 'bench', 'switchboard_limit');
+  const run = (cmd, argv) => execFileSync(cmd, argv, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+  if (!existsSync(path.join(build, 'CMakeCache.txt'))) {
+    console.log('building the limit (bench/limit.cc) into build-bench ...');
+    run('cmake', ['-S', '.', '-B', 'build-bench', '-DCMAKE_BUILD_TYPE=Release', '-DSWITCHBOARD_BENCH=ON', '-DSWITCHBOARD_TESTS=OFF', '-DSWITCHBOARD_EXAMPLES=OFF', '-DSWITCHBOARD_ADDON=OFF']);
   }
-  return out;
+  // Incremental: a no-op when the binary is newer than limit.cc.
+  run('cmake', ['--build', 'build-bench', '-j2', '--target', 'switchboard_limit']);
+  return bin;
+}
+
+function runLimit(bin) {
+  const out = execFileSync(bin, quick ? ['--quick'] : [], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const r = JSON.parse(out);
+  for (const [k, v] of Object.entries(r)) if (v.error) throw new Error(`limit ${k}: ${v.error}`);
+  return {
+    pingpong: { p50: r.pingpong.p50Us, p99: r.pingpong.p99Us, rate: r.pingpong.tripsPerSec },
+    pipelined: { rate: r.pipelined.tripsPerSec },
+    stream: { rate: r.stream.messagesPerSec },
+    bulk: { mbPerSec: r.bulk.mbPerSec },
+    raw: r,
+  };
 }
 
 // --- Summaries ------------------------------------------------------------------------------------
@@ -308,8 +430,8 @@ function machine() {
     memGiB: +(totalmem() / 2 ** 30).toFixed(1),
     kernel: release(),
     node: process.version,
-    msgpackr: require(path.join(root, 'node_modules', 'msgpackr', 'package.json')).version,
-    msgpackrNative: !!require('msgpackr').isNativeAccelerationEnabled,
+    msgpackr: pkgVersion('msgpackr'),
+    msgpackrNative: !!benchRequire('msgpackr').isNativeAccelerationEnabled,
     addon: path.relative(root, addon ?? ''),
     addonBuildType: buildType,
     addonBuilt: addon ? statSync(addon).mtime.toISOString() : null,
@@ -323,6 +445,8 @@ function machine() {
     loadavgAtStart: loadavg().map((x) => +x.toFixed(2)),
   };
 }
+
+const profiled = () => CONTENDERS.find((c) => c.key === option('--contender', 'switchboard'));
 
 // --- Profile mode -----------------------------------------------------------------------------------
 
@@ -354,13 +478,12 @@ async function runProfile() {
   rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
   const roles = new Map();
-  const r = await runOnce(CONTENDERS[0], 's1', ['--cpu-prof', `--cpu-prof-dir=${out}`, '--cpu-prof-interval=200'], {
+  const r = await runOnce(profiled(), 's1', ['--cpu-prof', `--cpu-prof-dir=${out}`, '--cpu-prof-interval=200'], {
     beforeGo: async (children) => children.forEach((c) => roles.set(c.pid, c.role)),
   });
   console.log(
-    `S1 under --cpu-prof (${config.events} events): ${fmtInt(r.eventsPerSec)} events/s at B, ` +
-      `${r.framesPerBatchAtB.toFixed(1)} events per JS batch at B (${r.batchesAtB} batches), ` +
-      `A frames/writev ${r.framesPerWriteA.toFixed(1)}, hub frames/writev ${r.hubFramesPerWrite?.toFixed(1)}`,
+    `S1 under --cpu-prof (${config.events} events): ${fmtInt(r.rate)} events/s (${fmtInt(r.rateAtB)} first to last at B), ` +
+      `${r.framesPerBatchAtB.toFixed(1)} events per JS batch at B, A frames/writev ${r.framesPerWriteA?.toFixed(1)}`,
   );
   await new Promise((resolve) => setTimeout(resolve, 500));
   for (const f of readdirSync(out).filter((x) => x.endsWith('.cpuprofile'))) {
@@ -374,14 +497,14 @@ async function runProfile() {
 
 /** `perf record` on the three Switchboard processes during S1 (native and JIT frames). */
 async function runPerf() {
-  const { spawn, execFileSync } = await import('node:child_process');
+  const { spawn } = await import('node:child_process');
   const out = path.join(root, 'bench', 'results', 'perf');
   mkdirSync(out, { recursive: true });
   const data = path.join(out, 'perf.data');
   const roles = new Map();
   let rec;
   const scenario = option('--scenario', 's1');
-  const r = await runOnce(CONTENDERS[0], scenario, ['--perf-basic-prof-only-functions'], {
+  const r = await runOnce(profiled(), scenario, ['--perf-basic-prof-only-functions'], {
     beforeGo: async (children) => {
       children.forEach((c) => roles.set(c.pid, c.role));
       rec = spawn('perf', ['record', '-e', 'cpu-clock:u', '-F', '2000', '-g', '-o', data, '-p', children.map((c) => c.pid).join(',')], {
@@ -394,7 +517,7 @@ async function runPerf() {
       await new Promise((resolve) => rec.on('exit', resolve));
     },
   });
-  console.log(scenario === 's1' ? `S1 under perf: ${fmtInt(r.eventsPerSec)} events/s at B` : `S2 under perf: p50 ${fmtUs(r.p50)} µs`);
+  console.log(scenario === 's1' ? `S1 under perf: ${fmtInt(r.rate)} events/s` : `S2 under perf: p50 ${fmtUs(r.p50)} µs`);
   for (const [pid, role] of roles) {
     const text = execFileSync('perf', ['report', '-i', data, '--no-children', '--pid', String(pid), '--percentage', 'relative', '--sort', 'dso,sym', '--stdio', '-g', 'none', '--percent-limit', '1.5'], {
       encoding: 'utf8',
@@ -413,6 +536,66 @@ async function runPerf() {
 
 // --- Main -----------------------------------------------------------------------------------------
 
+const fmtRate = (x) => fmtInt(x);
+const fmtMB = (x) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
+const fmtFor = (scenario) => (scenario === 's2' ? fmtUs : scenario === 's4' ? fmtMB : fmtRate);
+const times = (x) => (x === null || x === undefined || !Number.isFinite(x) ? '–' : `${x >= 10 ? x.toFixed(1) : x.toFixed(2)}×`);
+const pct = (x) => (x === null || x === undefined || !Number.isFinite(x) ? '–' : `${(100 * x).toFixed(x < 0.01 ? 2 : 1)}%`);
+
+/** Median of field `f` for (contender, scenario), or null. */
+const med = (agg, key, scenario, f) => agg[`${key}/${scenario}`]?.[f]?.median ?? null;
+
+/** The fraction of the limit: this ÷ limit for rates, limit ÷ this for latencies (1 = the limit). */
+function ofLimit(limitAgg, scenario, value, field) {
+  const spec = SCENARIO[scenario];
+  const l = limitAgg?.[spec.limit];
+  if (!l || value === null) return null;
+  if (!spec.higher) return (l[field]?.median ?? null) / value;
+  const lv = spec.limit === 'bulk' ? l.mbPerSec?.median : l.rate?.median;
+  return value / lv;
+}
+
+function bestPeer(agg, scenario, field, higher) {
+  let best = null;
+  for (const c of contenders.filter(isPeer)) {
+    const v = med(agg, c.key, scenario, field);
+    if (v === null) continue;
+    if (!best || (higher ? v > best.value : v < best.value)) best = { key: c.key, label: c.label, value: v };
+  }
+  return best;
+}
+
+function targets(agg, limitAgg) {
+  const out = [];
+  const sb = (s, f) => med(agg, 'switchboard', s, f);
+  const check = (name, want, got, detail) => out.push({ name, want, value: got, met: got === null ? null : want(got), detail });
+  const ratioTo = (s, f, higher) => {
+    const b = bestPeer(agg, s, f, higher);
+    const v = sb(s, f);
+    return b && v !== null ? { r: v / b.value, b, v } : null;
+  };
+  const line = (x, unit, fmt) => (x ? `Switchboard ${fmt(x.v)} ${unit} vs best peer ${x.b.label} ${fmt(x.b.value)} ${unit}` : 'not measured');
+  const s1 = ratioTo('s1', 'rate', true);
+  check('S1 events/s ≥ 2× best peer', (r) => r >= 2, s1?.r ?? null, line(s1, 'events/s', fmtRate));
+  const p50 = ratioTo('s2', 'p50', false);
+  check('S2 p50 ≤ 0.8× best peer', (r) => r <= 0.8, p50?.r ?? null, line(p50, 'µs', fmtUs));
+  const p99 = ratioTo('s2', 'p99', false);
+  check('S2 p99 ≤ 0.6× best peer', (r) => r <= 0.6, p99?.r ?? null, line(p99, 'µs', fmtUs));
+  const s3 = ratioTo('s3', 'rate', true);
+  check('S3 calls/s ≥ 2× best peer', (r) => r >= 2, s3?.r ?? null, line(s3, 'calls/s', fmtRate));
+  const s4 = sb('s4', 'mbPerSec');
+  const lim = limitAgg?.bulk?.mbPerSec?.median ?? null;
+  check('S4 MB/s ≥ 60% of the C++ limit', (r) => r >= 0.6, s4 !== null && lim ? s4 / lim : null, s4 !== null && lim ? `Switchboard ${fmtMB(s4)} MB/s vs limit ${fmtMB(lim)} MB/s` : 'not measured');
+  const s5 = ratioTo('s5', 'rate', true);
+  check('S5 events/s ≥ 4× best peer', (r) => r >= 4, s5?.r ?? null, line(s5, 'events/s', fmtRate));
+  const a = sb('s5b', 'rate');
+  const b = sb('s5', 'rate');
+  check('S5b ≥ 90% of Switchboard S5', (r) => r >= 0.9, a !== null && b ? a / b : null, a !== null && b ? `S5b ${fmtRate(a)} vs S5 ${fmtRate(b)} events/s` : 'not measured');
+  const rss = ratioTo('s1', 'rssAB', false);
+  check('S1 peak RSS (A + B) ≤ 1.2× best peer', (r) => r <= 1.2, rss?.r ?? null, line(rss, 'MiB', fmtMiB));
+  return out;
+}
+
 async function main() {
   if (!existsSync(path.join(root, 'dist', 'esm', 'index.js'))) {
     console.error('dist/ is missing: run `npm run build:native && npm run build:ts` first.');
@@ -421,28 +604,51 @@ async function main() {
   if (profile) return runProfile();
   if (flag('--perf')) return runPerf();
   const info = machine();
+  info.zeromq = zmqState.ok ? zmqState.version : `unavailable: ${zmqState.why}`;
   console.log(
-    `Switchboard vs net + msgpackr — ${info.cpus} CPUs, Node ${info.node}, msgpackr ${info.msgpackr}` +
-      `${info.msgpackrNative ? ' (native string extraction)' : ''}, addon ${info.addon} (${info.addonBuildType || 'unknown build type'})`,
+    `Switchboard benchmark suite — ${info.cpus} CPUs, Node ${info.node}, msgpackr ${info.msgpackr}, zeromq ${info.zeromq}\n` +
+      `addon ${info.addon} (${info.addonBuildType || 'unknown build type'}); load average ${info.loadavgAtStart.join(' ')}`,
   );
-  console.log(
-    `S1: ${config.events} events, S2: ${config.calls} sequential invokes (+${config.warmup} warm-up), ` +
-      `${config.reps} repetition(s), fresh processes each${quick ? ' [quick]' : ''}\n`,
-  );
-  const raw = {};
+  console.log(`N: ${ALL.map((s) => `${s.toUpperCase()} ${config.n[s]}`).join(', ')}; ${config.reps} repetition(s)${quick ? ' [quick]' : ''}\n`);
+  for (const u of unavailable) console.log(`  ${u.key} is UNAVAILABLE here and not counted: ${u.why}`);
+
+  let limitBin = null;
+  const limitRuns = [];
   const failures = [];
+  if (!flag('--no-limit')) {
+    try {
+      limitBin = limitBinary();
+    } catch (err) {
+      failures.push({ key: 'limit/build', rep: 0, error: String(err.message ?? err) });
+      console.log(`  the limit could not be built: ${err.message}`);
+    }
+  }
+  const raw = {};
   const t0 = Date.now();
   for (let rep = 0; rep < config.reps; rep++) {
-    for (const scenario of ['s1', 's2']) {
+    if (limitBin) {
+      try {
+        const l = runLimit(limitBin);
+        limitRuns.push(l);
+        console.log(`  rep ${rep + 1} limit: ping-pong p50 ${fmtUs(l.pingpong.p50)} µs, 64 in flight ${fmtRate(l.pipelined.rate)}/s, stream ${fmtRate(l.stream.rate)} msg/s, 1 MiB ${fmtMB(l.bulk.mbPerSec)} MB/s`);
+      } catch (err) {
+        failures.push({ key: 'limit', rep, error: String(err.message ?? err) });
+        console.log(`  rep ${rep + 1} limit: FAILED ${err.message}`);
+      }
+    }
+    for (const scenario of scenarios) {
       for (const c of contenders) {
+        if (!c.scenarios.includes(scenario)) continue;
         const key = `${c.key}/${scenario}`;
         try {
           const r = await runOnce(c, scenario);
           (raw[key] ??= []).push(r);
           const brief =
-            scenario === 's1'
-              ? `${fmtInt(r.eventsPerSec)} events/s` + (r.received !== config.events || r.outOfOrder || r.bad ? ` [!] received ${r.received}, out of order ${r.outOfOrder}, bad ${r.bad}` : '')
-              : `p50 ${fmtUs(r.p50)} µs, p99 ${fmtUs(r.p99)} µs` + (r.wrong ? ` [!] ${r.wrong} wrong results` : '');
+            scenario === 's2'
+              ? `p50 ${fmtUs(r.p50)} µs, p99 ${fmtUs(r.p99)} µs`
+              : scenario === 's4'
+                ? `${fmtMB(r.mbPerSec)} MB/s`
+                : `${fmtRate(r.rate)} ${SCENARIO[scenario].unit}` + (r.partial ? ` (${r.received} of ${config.n[scenario]} in the ${config.s5bWindowMs / 1000} s window)` : '');
           console.log(`  rep ${rep + 1} ${scenario.toUpperCase()} ${c.label}: ${brief}`);
         } catch (err) {
           failures.push({ key, rep, error: String(err.message ?? err) });
@@ -457,91 +663,92 @@ async function main() {
   const agg = {};
   for (const [key, runs] of Object.entries(raw)) {
     agg[key] = {};
-    for (const field of Object.keys(runs[0])) {
-      if (typeof runs[0][field] === 'number') agg[key][field] = summary(runs.map((r) => r[field]));
-    }
+    for (const field of Object.keys(runs[0])) if (typeof runs[0][field] === 'number') agg[key][field] = summary(runs.map((r) => r[field]));
   }
-  const sb1 = agg['switchboard/s1'] ?? {};
-  const sb2 = agg['switchboard/s2'] ?? {};
+  const limitAgg = {};
+  for (const k of ['pingpong', 'pipelined', 'stream', 'bulk']) {
+    if (!limitRuns.length) break;
+    limitAgg[k] = {};
+    for (const f of Object.keys(limitRuns[0][k])) limitAgg[k][f] = summary(limitRuns.map((l) => l[k][f]));
+  }
 
-  const s1rows = contenders.map((c) => {
-    const a = agg[`${c.key}/s1`] ?? {};
-    return [
-      c.label,
-      cell(a.eventsPerSec, fmtInt),
-      c.key === 'switchboard' ? '1.00×' : ratio(sb1.eventsPerSec, a.eventsPerSec),
-      cell(a.e2eEventsPerSec, fmtInt),
-      cell(a.rssA, fmtMiB),
-      cell(a.rssB, fmtMiB),
-      cell(a.rssMiddle, fmtMiB),
-      c.key === 'switchboard' ? '1.00×' : ratio(sb1.rssB, a.rssB),
-      cell(a.framesPerBatchAtB, (x) => x.toFixed(0)),
-    ];
-  });
-  const s2rows = contenders.map((c) => {
-    const a = agg[`${c.key}/s2`] ?? {};
-    return [
-      c.label,
-      cell(a.p50, fmtUs),
-      cell(a.p99, fmtUs),
-      c.key === 'switchboard' ? '1.00×' : ratio(sb2.p50, a.p50),
-      c.key === 'switchboard' ? '1.00×' : ratio(sb2.p99, a.p99),
-      cell(a.callsPerSec, fmtInt),
-    ];
-  });
-  const s1table = table(
-    ['S1: small events, one way', 'events/s at B', 'SB ÷ this', 'events/s from A start', 'RSS A MiB', 'RSS B MiB', 'RSS hub/relay MiB', 'SB ÷ this (RSS B)', 'events/batch at B'],
-    s1rows,
-  );
-  const s2table = table(['S2: sequential invoke', 'p50 µs', 'p99 µs', 'SB ÷ this (p50)', 'SB ÷ this (p99)', 'calls/s'], s2rows);
-  console.log(`\nmedian of ${config.reps}${config.reps > 1 ? ' (min–max)' : ''}; "SB ÷ this": Switchboard's figure divided by the contender's\n`);
-  console.log(s1table);
-  console.log();
-  console.log(s2table);
-  const costRows = [];
-  for (const scenario of ['s1', 's2']) {
+  // One table: a row per contender, a column group per scenario: figure, SB ÷ this, ÷ limit.
+  const rows = [];
+  const ratios = {}; // for the chart: scenario -> contender -> fraction of the limit
+  for (const scenario of scenarios) {
+    const spec = SCENARIO[scenario];
+    const field = spec.metric;
+    const sbv = med(agg, 'switchboard', scenario, field);
     for (const c of contenders) {
       const a = agg[`${c.key}/${scenario}`];
-      if (!a) continue;
-      const f = (x) => x.toFixed(scenario === 's1' ? 2 : 1);
-      costRows.push([
-        `${scenario.toUpperCase()} ${c.label}`,
-        cell(a.cpuUsA, f),
-        cell(a.cpuUsMiddle, f),
-        cell(a.cpuUsB, f),
-        cell(a.cpuUsTotal, f),
-        cell(a.ctxTotal, (x) => x.toFixed(scenario === 's1' ? 3 : 1)),
-      ]);
+      if (!c.scenarios.includes(scenario)) {
+        rows.push([spec.title, c.label, 'n/a', '', '', c.na?.[scenario] ?? '']);
+        continue;
+      }
+      if (!a) {
+        rows.push([spec.title, c.label, 'FAILED', '', '', '']);
+        continue;
+      }
+      const v = a[field]?.median ?? null;
+      const sbRatio = sbv === null || v === null ? null : sbv / v;
+      const lim = ofLimit(limitAgg, scenario, v, field);
+      (ratios[scenario] ??= {})[c.key] = lim;
+      let extra = '';
+      if (scenario === 's1') extra = `RSS A ${cell(a.rssA, fmtMiB)} + B ${cell(a.rssB, fmtMiB)} MiB${a.rssHub ? ` (hub ${cell(a.rssHub, fmtMiB)})` : ''}`;
+      if (scenario === 's2') extra = `p99 ${cell(a.p99, fmtUs)} µs (SB ÷ this ${times(med(agg, 'switchboard', 's2', 'p99') / a.p99.median)}, ${pct(ofLimit(limitAgg, 's2', a.p99.median, 'p99'))} of limit)`;
+      if (scenario === 's5b') extra = a.partial?.max ? `partial: ${cell(a.received, fmtRate)} events in the ${config.s5bWindowMs / 1000} s window` : 'all events';
+      if (scenario === 's6') extra = `per subscriber ${cell(a.perSubscriber, fmtRate)}/s`;
+      if (scenario === 's3' || scenario === 's4') extra = `CPU ${cell(a.cpuUsTotal, (x) => x.toFixed(1))} µs/item`;
+      rows.push([spec.title, c.label, `${cell(a[field], fmtFor(scenario))} ${spec.unit}`, c.key === 'switchboard' ? '1.00×' : times(sbRatio), pct(lim), extra]);
     }
   }
-  const costTable = table(
-    ['CPU µs (all threads) per event (S1) / per call (S2)', 'A', 'hub/relay', 'B', 'total', 'context switches, total'],
-    costRows,
-  );
+  const limitRows = [
+    ['S1/S5/S5b/S6 stream, 64 B, 256 per writev', limitAgg.stream ? `${cell(limitAgg.stream.rate, fmtRate)} msg/s` : '–'],
+    ['S2 ping-pong, 64 B', limitAgg.pingpong ? `p50 ${cell(limitAgg.pingpong.p50, fmtUs)} µs, p99 ${cell(limitAgg.pingpong.p99, fmtUs)} µs` : '–'],
+    ['S3 ping-pong, 64 in flight', limitAgg.pipelined ? `${cell(limitAgg.pipelined.rate, fmtRate)} round trips/s` : '–'],
+    ['S4 1 MiB messages', limitAgg.bulk ? `${cell(limitAgg.bulk.mbPerSec, fmtMB)} MB/s` : '–'],
+  ];
+  const mainTable = table(['scenario', 'contender', `median${config.reps > 1 ? ' (min–max)' : ''}`, 'SB ÷ this', 'of the limit', 'notes'], rows);
+  const limitTable = table(['the limit (bench/limit.cc, two processes, one Unix socket)', 'median'], limitRows);
+  console.log(`\nmedian of ${config.reps}${config.reps > 1 ? ' (min–max)' : ''}. "SB ÷ this": Switchboard's figure ÷ this contender's, so ≥ 1 is Switchboard ahead on rates`);
+  console.log(`and ≤ 1 is Switchboard ahead on latency (the form of issue 4's targets). "of the limit": this ÷ the C++ limit for rates, limit ÷ this for latency.\n`);
+  console.log(mainTable);
   console.log();
-  console.log(costTable);
-  const sbHub = agg['switchboard/s1'];
-  if (sbHub) {
-    const hubRuns = raw['switchboard/s1'];
-    const dropped = hubRuns.reduce((s, r) => s + (r.hub?.eventsDropped ?? 0), 0);
-    console.log(
-      `\nSwitchboard S1 detail: A frames/writev ${cell(sbHub.framesPerWriteA, (x) => x.toFixed(1))}, ` +
-        `hub frames/writev ${cell(sbHub.hubFramesPerWrite, (x) => x.toFixed(1))}, events per JS batch at B ` +
-        `${cell(sbHub.framesPerBatchAtB, (x) => x.toFixed(1))}, A's emit loop ${cell(sbHub.emitPerSec, fmtInt)} events/s, ` +
-        `hub dropped ${dropped} (highWaterMark ${config.hubHighWaterMark ?? 'default'})`,
-    );
-  }
+  console.log(limitTable);
+
+  const tg = targets(agg, limitAgg);
+  const targetTable = table(
+    ['issue 4 target', 'measured', 'status', 'numbers'],
+    tg.map((t) => [t.name, t.value === null ? '–' : t.name.includes('%') ? pct(t.value) : times(t.value), t.met === null ? 'not measured' : t.met ? 'MET' : 'not met', t.detail]),
+  );
+  console.log('\nTarget check (never fails the run):\n');
+  console.log(targetTable);
+  for (const u of unavailable) console.log(`\n${u.key} was unavailable and is not counted: ${u.why}`);
   if (failures.length) console.log(`\n${failures.length} run(s) FAILED:\n${failures.map((f) => `  ${f.key} rep ${f.rep + 1}: ${f.error}`).join('\n')}`);
   console.log(`\n${elapsed.toFixed(1)} s; load average at start ${info.loadavgAtStart.join(' ')}, at end ${info.loadavgAtEnd.join(' ')} (other work on this machine skews the figures)`);
 
   const outDir = path.join(root, 'bench', 'results');
   mkdirSync(outDir, { recursive: true });
-  const file = path.join(outDir, quick ? 'first-quick.json' : 'first.json');
+  const name = option('--name', quick ? 'suite-quick' : 'suite');
+  const file = path.join(outDir, `${name}.json`);
   writeFileSync(
     file,
-    JSON.stringify({ machine: info, config, contenders, summary: agg, runs: raw, failures, tables: { s1: s1table, s2: s2table, costs: costTable }, elapsedSec: elapsed }, null, 2),
+    JSON.stringify(
+      { machine: info, config, scenarios: SCENARIO, contenders, unavailable, limit: { summary: limitAgg, runs: limitRuns.map((l) => l.raw) }, summary: agg, runs: raw, targets: tg, failures, tables: { main: mainTable, limit: limitTable, targets: targetTable }, elapsedSec: elapsed },
+      null,
+      2,
+    ),
   );
-  console.log(`results: ${path.relative(process.cwd(), file)}`);
+  const svg = path.join(outDir, `${name}.svg`);
+  writeFileSync(
+    svg,
+    renderChart({
+      title: `Switchboard suite: each contender as a fraction of the C++ limit (log scale)`,
+      subtitle: `${info.cpus} vCPUs, Node ${info.node}, ${info.date.slice(0, 10)}, median of ${config.reps}${quick ? ' [quick]' : ''}; load ${info.loadavgAtStart.join(' ')}`,
+      groups: scenarios.map((s) => ({ label: SCENARIO[s].title, values: contenders.map((c) => ({ key: c.key, label: c.label, value: ratios[s]?.[c.key] ?? null, na: !c.scenarios.includes(s) })) })),
+    }),
+  );
+  console.log(`results: ${path.relative(process.cwd(), file)}, chart: ${path.relative(process.cwd(), svg)}`);
   if (failures.length) process.exitCode = 1;
 }
 

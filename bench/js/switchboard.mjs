@@ -1,15 +1,21 @@
-// Contender "switchboard": the public EventBus, A -> hub -> B, the hub in its own process.
+// Contender "switchboard": the public EventBus, nothing else.
 //
-//   node switchboard.mjs <role: hub | a | b> <scenario: s1 | s2> <n>
+//   node switchboard.mjs <role: a | b | c | hub> <scenario> <n>
 //
-// A and B join with the hub's childEnv() (SWITCHBOARD_ENDPOINT / SWITCHBOARD_TOKEN). The hub
-// serves 'bench.fence': B invokes it after subscribing or registering, and since the hub handles
-// one peer's frames in order, the reply proves that the subscription (or handler) is in place.
+// A owns the hub (`role: 'hub'`, what an Electron main process does), so A -> B is one socket
+// and C -> A -> B (S5) is routed by the hub's I/O thread. With BENCH_HUB_IN=process the hub is a
+// process of its own (role 'hub' here) and A joins it as a client like B and C: the "separate
+// hub" variant, A -> hub -> B, of the first measurement. Clients join with the hub's childEnv()
+// (SWITCHBOARD_ENDPOINT / SWITCHBOARD_TOKEN). The hub serves 'bench.fence': B invokes it after
+// subscribing or registering, and since the hub handles one peer's frames in order, the reply
+// proves that the subscription (or handler) is in place.
+//
+// The hub's highWaterMark comes from BENCH_HWM: the orchestrator raises it so that a burst is
+// never dropped (the other contenders are lossless); a run that loses events fails.
 import { EventBus } from '../../dist/esm/index.js';
-import { TOPIC, METHOD, control, send, now, maxRssKiB, emitAll, Receiver, invokeAll, percentiles } from './common.mjs';
+import { control, send, maxRssKiB, runRole } from './common.mjs';
 
 const [role, scenario, nArg] = process.argv.slice(2);
-const N = Number(nArg);
 
 async function fence(bus) {
   for (let attempt = 0; ; attempt++) {
@@ -24,45 +30,52 @@ async function fence(bus) {
   }
 }
 
-if (role === 'hub') {
+async function startHub() {
   const hwm = process.env.BENCH_HWM ? Number(process.env.BENCH_HWM) : undefined;
   const bus = new EventBus({ role: 'hub', name: 'bench-hub', highWaterMark: hwm });
   await bus.ready();
   bus.handle('bench.fence', () => true);
-  send({ type: 'ready', env: bus.childEnv() });
-  control({
-    report: () => send({ type: 'report', maxRSS: maxRssKiB(), stats: bus.stats() }),
-  });
-} else if (role === 'b') {
-  const bus = new EventBus({ role: 'client', name: 'bench-b' });
+  return bus;
+}
+
+async function startClient(name, env) {
+  const bus = new EventBus({ role: 'client', name, endpoint: env.SWITCHBOARD_ENDPOINT, token: env.SWITCHBOARD_TOKEN });
   await bus.ready();
-  let receiver;
-  if (scenario === 's1') {
-    receiver = new Receiver(N, (rep) => send({ type: 'done', ...rep, maxRSS: maxRssKiB(), stats: bus.stats() }));
-    bus.on(TOPIC, (ev) => receiver.receive(ev));
-  } else {
-    bus.handle(METHOD, (req) => ({ n: req.n + 1 }));
-  }
-  await fence(bus);
-  send({ type: 'ready' });
-  control({ report: () => send({ type: 'report', maxRSS: maxRssKiB(), stats: bus.stats(), ...receiver?.report() }) });
-} else if (role === 'a') {
-  const bus = new EventBus({ role: 'client', name: 'bench-a' });
-  await bus.ready();
-  send({ type: 'ready' });
-  control({
-    go: async (msg) => {
-      if (scenario === 's1') {
-        const t0 = now();
-        const tEnd = await emitAll(N, (ev) => bus.emit(TOPIC, ev));
-        send({ type: 'sent', t0: String(t0), tEnd: String(tEnd) });
-      } else {
-        const { us, wrong, totalUs } = await invokeAll(N, msg.warmup, (i) => bus.invoke(METHOD, { n: i }));
-        send({ type: 'done', ...percentiles(us), wrong, totalUs, maxRSS: maxRssKiB() });
-      }
-    },
-    report: () => send({ type: 'report', maxRSS: maxRssKiB(), stats: bus.stats() }),
-  });
+  return bus;
+}
+
+const transport = {
+  async serve() {
+    const hubEnv = process.env.BENCH_HUB_ENV ? JSON.parse(process.env.BENCH_HUB_ENV) : null;
+    const bus = hubEnv ? await startClient('bench-a', hubEnv) : await startHub();
+    return {
+      info: hubEnv ?? bus.childEnv(),
+      emit: (topic, value) => bus.emit(topic, value),
+      invoke: (method, req) => bus.invoke(method, req),
+      stats: () => bus.stats(),
+    };
+  },
+  async join(info) {
+    const bus = await startClient(`bench-${role}${process.env.BENCH_INDEX ?? ''}`, info);
+    return {
+      on: async (topic, fn) => {
+        bus.on(topic, fn);
+        await fence(bus);
+      },
+      handle: async (method, fn) => {
+        bus.handle(method, fn);
+        await fence(bus);
+      },
+      emit: (topic, value) => bus.emit(topic, value),
+      stats: () => bus.stats(),
+    };
+  },
+};
+
+if (role === 'hub') {
+  const bus = await startHub();
+  send({ type: 'ready', info: bus.childEnv() });
+  control({ report: () => send({ type: 'report', maxRSS: maxRssKiB(), stats: bus.stats() }) });
 } else {
-  throw new Error(`unknown role ${role}`);
+  await runRole(role, scenario, Number(nArg), transport);
 }
