@@ -170,6 +170,9 @@ class Hub::Impl : public std::enable_shared_from_this<Hub::Impl> {
   std::unique_ptr<asio::steady_timer> liveness_timer_;
   std::unique_ptr<asio::steady_timer> endpoint_timer_;
   std::uint64_t next_ping_ = 1;
+  // Set by shutdown(): a timer whose handler was already queued when it was cancelled must not
+  // re-arm, or the I/O thread would never run out of work and close() would never return.
+  bool shut_down_ = false;
   Router router_;
   std::unordered_map<PeerId, std::unique_ptr<Peer>> peers_;
   std::unordered_map<std::uint64_t, Call> calls_;
@@ -294,6 +297,7 @@ void Hub::Impl::close() {
 }
 
 void Hub::Impl::shutdown() {
+  shut_down_ = true;
   if (listener_) listener_->close();
   if (accept_retry_) accept_retry_->cancel();
   if (liveness_timer_) liveness_timer_->cancel();
@@ -375,7 +379,7 @@ void Hub::Impl::accept_next() {
       accept_retry_ =
           std::make_unique<asio::steady_timer>(io_.context(), std::chrono::milliseconds(50));
       accept_retry_->async_wait([this](std::error_code ec) {
-        if (!ec) accept_next();
+        if (!ec && !shut_down_) accept_next();
       });
       return;
     }
@@ -699,11 +703,11 @@ void Hub::Impl::flush_local(const std::shared_ptr<LocalLink>& link) {
 // --- Liveness and the endpoint -------------------------------------------------------------
 
 void Hub::Impl::arm_liveness() {
-  if (opt_.ping_interval.count() == 0) return;
+  if (opt_.ping_interval.count() == 0 || shut_down_) return;
   if (!liveness_timer_) liveness_timer_ = std::make_unique<asio::steady_timer>(io_.context());
   liveness_timer_->expires_after(opt_.ping_interval);
   liveness_timer_->async_wait([this](std::error_code ec) {
-    if (!ec) check_liveness();
+    if (!ec && !shut_down_) check_liveness();
   });
 }
 
@@ -734,11 +738,11 @@ void Hub::Impl::check_liveness() {
 }
 
 void Hub::Impl::arm_endpoint_check() {
-  if (opt_.endpoint_check_interval.count() == 0) return;
+  if (opt_.endpoint_check_interval.count() == 0 || shut_down_) return;
   if (!endpoint_timer_) endpoint_timer_ = std::make_unique<asio::steady_timer>(io_.context());
   endpoint_timer_->expires_after(opt_.endpoint_check_interval);
   endpoint_timer_->async_wait([this](std::error_code ec) {
-    if (ec || !listener_) return;
+    if (ec || shut_down_ || !listener_) return;
     Status why;
     if (listener_->restore(why)) endpoint_restored_.fetch_add(1, std::memory_order_relaxed);
     // A path taken by someone else stays theirs; we keep checking in case it is freed again.

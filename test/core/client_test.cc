@@ -86,6 +86,9 @@ TEST(Client, HubRestartReconnectsResubscribesAndReceivesAgain) {
   ASSERT_TRUE(hub->start().ok());
   ASSERT_TRUE(pub.rec.wait_connects(2));
   ASSERT_TRUE(sub.rec.wait_connects(2));
+  // 'connected' means the restoring frames were sent, not that the hub has read them: the ack
+  // of a later request on the same connection does (without it the probe can win the race).
+  sub.subscribe("sync");
   // The subscription and the handler were restored without the application asking.
   RawPeer probe(hub->endpoint());
   ASSERT_EQ(probe.handshake("restart-token")->kind, Kind::welcome);
