@@ -105,7 +105,13 @@ TEST(Client, EventsEmittedWhileDisconnectedArriveAfterReconnect) {
   TempDir dir;
   auto hub = std::make_unique<Hub>(fixed(dir));
   ASSERT_TRUE(hub->start().ok());
-  TestClient pub(hub->endpoint(), hub->token(), true, quick_backoff());
+  // The first retry comes 500 to 1000 ms after the loss: time enough for the new hub's own
+  // process to subscribe first, even on a loaded machine (with 20 ms it lost that race under
+  // TSan, and the queued events went to nobody).
+  ClientOptions slow_retry;
+  slow_retry.backoff_initial = std::chrono::milliseconds(1000);
+  slow_retry.backoff_max = std::chrono::milliseconds(1000);
+  TestClient pub(hub->endpoint(), hub->token(), true, slow_retry);
   hub->close();
   ASSERT_TRUE(pub.rec.wait_state(PortState::reconnecting));
   for (int i = 0; i < 10; ++i) {
