@@ -60,7 +60,7 @@ struct TimedClient {
 // that never answers; once the invoke has reached its handler the caller is killed with kill -9.
 // The hub must forget all of it, every time, and hold no descriptor for it.
 TEST(Faults, ACallerKilledMidInvokeAThousandTimesLeavesNoTrace) {
-  const int rounds = kSanitized ? 100 : 1000;
+  const int rounds = kSanitized ? 50 : 1000;
   if (kSanitized) {
     std::printf(
         "[ scaled ] %d rounds instead of 1000: every spawned process starts several "
