@@ -112,6 +112,8 @@ class Hub::Impl : public std::enable_shared_from_this<Hub::Impl> {
     std::unordered_map<std::uint64_t, std::uint64_t> calls_out;  // caller's id -> hub call id
     std::unordered_set<std::uint64_t> serving;                   // hub call ids sent to this peer
     std::uint64_t dropped = 0;
+    bool heard = true;     // a frame arrived since the last liveness tick
+    int missed_pings = 0;  // consecutive ticks with nothing heard
   };
   struct Call {
     PeerId caller = 0;
@@ -139,6 +141,11 @@ class Hub::Impl : public std::enable_shared_from_this<Hub::Impl> {
   void remove_peer(PeerId id, const Status& why, bool goaway);
   void shutdown();
   void update_gauges();
+  // Every ping_interval: PINGs every socket peer and removes those silent for ping_misses ticks.
+  void arm_liveness();
+  void check_liveness();
+  // Every endpoint_check_interval: re-creates the socket file if it was deleted.
+  void arm_endpoint_check();
   // Tells `to` about `about` (up or down) with a PEER frame.
   void announce(Peer& to, const Peer& about, bool up);
   // Tells every admitted peer but `about` itself, and tells `about` who is already there.
@@ -160,6 +167,12 @@ class Hub::Impl : public std::enable_shared_from_this<Hub::Impl> {
   // I/O thread only.
   std::unique_ptr<Listener> listener_;
   std::unique_ptr<asio::steady_timer> accept_retry_;
+  std::unique_ptr<asio::steady_timer> liveness_timer_;
+  std::unique_ptr<asio::steady_timer> endpoint_timer_;
+  std::uint64_t next_ping_ = 1;
+  // Set by shutdown(): a timer whose handler was already queued when it was cancelled must not
+  // re-arm, or the I/O thread would never run out of work and close() would never return.
+  bool shut_down_ = false;
   Router router_;
   std::unordered_map<PeerId, std::unique_ptr<Peer>> peers_;
   std::unordered_map<std::uint64_t, Call> calls_;
@@ -172,7 +185,7 @@ class Hub::Impl : public std::enable_shared_from_this<Hub::Impl> {
   ConnectionCounters wire_;
   std::atomic<std::uint64_t> peers_gauge_{0}, handshaking_gauge_{0}, subs_gauge_{0},
       handlers_gauge_{0}, pending_gauge_{0}, events_routed_{0}, events_dropped_{0},
-      invokes_routed_{0}, rejected_{0};
+      invokes_routed_{0}, rejected_{0}, declared_dead_{0}, endpoint_restored_{0};
 };
 
 // --- Local port ------------------------------------------------------------------------------
@@ -245,6 +258,14 @@ Status Hub::Impl::start() {
   if (opt_.high_water_mark == 0) {
     return Status(Errc::invalid_argument, "high_water_mark must be positive");
   }
+  if (opt_.ping_interval.count() < 0 || opt_.ping_misses < 1) {
+    return Status(Errc::invalid_argument,
+                  "ping_interval must be >= 0 (0 disables pings) and ping_misses >= 1");
+  }
+  if (opt_.endpoint_check_interval.count() < 0) {
+    return Status(Errc::invalid_argument,
+                  "endpoint_check_interval must be >= 0 (0 disables the check)");
+  }
   endpoint_ = opt_.endpoint.empty() ? default_endpoint(opt_.name) : opt_.endpoint;
   token_ = opt_.token.empty() ? random_token() : opt_.token;
   Status status;
@@ -255,7 +276,11 @@ Status Hub::Impl::start() {
     std::lock_guard lock(run_mutex_);
     running_ = true;
   }
-  asio::post(io_.context(), [this] { accept_next(); });
+  asio::post(io_.context(), [this] {
+    accept_next();
+    arm_liveness();
+    arm_endpoint_check();
+  });
   io_.start();
   return {};
 }
@@ -272,8 +297,11 @@ void Hub::Impl::close() {
 }
 
 void Hub::Impl::shutdown() {
+  shut_down_ = true;
   if (listener_) listener_->close();
   if (accept_retry_) accept_retry_->cancel();
+  if (liveness_timer_) liveness_timer_->cancel();
+  if (endpoint_timer_) endpoint_timer_->cancel();
   std::vector<PeerId> ids;
   ids.reserve(peers_.size());
   for (auto& [id, peer] : peers_) ids.push_back(id);
@@ -297,6 +325,8 @@ HubStats Hub::Impl::stats() const {
   s.frames_out = wire_.frames_out.load();
   s.writev_calls = wire_.writev_calls.load();
   s.rejected = rejected_.load();
+  s.declared_dead = declared_dead_.load();
+  s.endpoint_restored = endpoint_restored_.load();
   return s;
 }
 
@@ -349,7 +379,7 @@ void Hub::Impl::accept_next() {
       accept_retry_ =
           std::make_unique<asio::steady_timer>(io_.context(), std::chrono::milliseconds(50));
       accept_retry_->async_wait([this](std::error_code ec) {
-        if (!ec) accept_next();
+        if (!ec && !shut_down_) accept_next();
       });
       return;
     }
@@ -400,6 +430,8 @@ void Hub::Impl::on_accept(std::unique_ptr<Stream> stream) {
 
 void Hub::Impl::on_frames(PeerId id, std::vector<Slice>& frames) {
   const DecodeLimits limits{opt_.max_topic};
+  // Any frame proves the peer alive, not only a PONG: a busy peer is not a dead one.
+  if (Peer* peer = find(id)) peer->heard = true;
   for (const Slice& frame : frames) {
     Peer* peer = find(id);
     if (!peer || peer->closing) break;
@@ -667,6 +699,56 @@ void Hub::Impl::flush_local(const std::shared_ptr<LocalLink>& link) {
   std::vector<Envelope> batch;
   batch.swap(link->outbox);
   if (link->callbacks.on_batch) link->callbacks.on_batch(batch);
+}
+
+// --- Liveness and the endpoint -------------------------------------------------------------
+
+void Hub::Impl::arm_liveness() {
+  if (opt_.ping_interval.count() == 0 || shut_down_) return;
+  if (!liveness_timer_) liveness_timer_ = std::make_unique<asio::steady_timer>(io_.context());
+  liveness_timer_->expires_after(opt_.ping_interval);
+  liveness_timer_->async_wait([this](std::error_code ec) {
+    if (!ec && !shut_down_) check_liveness();
+  });
+}
+
+void Hub::Impl::check_liveness() {
+  for (auto& [id, peer] : peers_) {
+    // The local peer shares our process; one still in the handshake has its own deadline.
+    if (!peer->conn || !peer->admitted || peer->closing) continue;
+    if (peer->heard) {
+      peer->heard = false;
+      peer->missed_pings = 0;
+    } else if (++peer->missed_pings >= opt_.ping_misses) {
+      declared_dead_.fetch_add(1, std::memory_order_relaxed);
+      doom(*peer,
+           Status(Errc::connection_lost, "nothing heard from the peer for " +
+                                             std::to_string(peer->missed_pings) + " pings sent " +
+                                             std::to_string(opt_.ping_interval.count()) +
+                                             " ms apart; declared dead (stopped or hung)"),
+           true);
+      continue;
+    }
+    Envelope ping;
+    ping.kind = Kind::ping;
+    ping.id = next_ping_++;
+    send_to(*peer, std::move(ping));
+  }
+  finish_batch();
+  arm_liveness();
+}
+
+void Hub::Impl::arm_endpoint_check() {
+  if (opt_.endpoint_check_interval.count() == 0 || shut_down_) return;
+  if (!endpoint_timer_) endpoint_timer_ = std::make_unique<asio::steady_timer>(io_.context());
+  endpoint_timer_->expires_after(opt_.endpoint_check_interval);
+  endpoint_timer_->async_wait([this](std::error_code ec) {
+    if (ec || shut_down_ || !listener_) return;
+    Status why;
+    if (listener_->restore(why)) endpoint_restored_.fetch_add(1, std::memory_order_relaxed);
+    // A path taken by someone else stays theirs; we keep checking in case it is freed again.
+    arm_endpoint_check();
+  });
 }
 
 // --- Removal -------------------------------------------------------------------------------

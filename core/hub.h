@@ -14,6 +14,10 @@
 //   callee's connection ends.
 // - Replies (RESULT, ERROR) and invokes are never dropped. Events beyond a peer's outbound
 //   high-water mark are dropped and counted, or the peer is disconnected, by policy.
+// - A socket peer that stops answering PINGs (HubOptions::ping_interval, ping_misses) is declared
+//   dead and removed as if its connection had ended.
+// - If the socket file is deleted while the hub runs, the hub binds a new one at the same path
+//   (HubOptions::endpoint_check_interval); a file someone else put there is left alone.
 // - close() sends GOAWAY to every peer, closes the listener (removing the socket file only if it
 //   is still ours) and joins the I/O thread. It is idempotent; the destructor calls it.
 #pragma once
@@ -57,6 +61,16 @@ struct HubOptions {
   std::size_t high_water_mark = 8u << 20;  // outbound bytes queued per peer
   OverflowPolicy overflow = OverflowPolicy::drop;
   std::size_t max_topic = 1024;
+  // Liveness: every ping_interval the hub sends each socket peer a PING. A peer from which
+  // nothing at all (PONG or any other frame) arrives for ping_misses intervals in a row is
+  // declared dead: it is disconnected and the invokes it was serving fail for their callers
+  // with E_CONNECTION_LOST. Detection takes between misses and misses + 1 intervals after the
+  // peer's last frame (10 to 15 s by default). Zero disables pings.
+  std::chrono::milliseconds ping_interval{5000};
+  int ping_misses = 2;
+  // How often the hub checks that its socket file still exists, and binds a new one at the same
+  // path if it was deleted (connections already open are unaffected). Zero disables the check.
+  std::chrono::milliseconds endpoint_check_interval{1000};
   // Runs on the I/O thread for every join, leave and rejection; must not block or call close().
   std::function<void(const PeerEvent&)> on_peer;
 };
@@ -73,7 +87,9 @@ struct HubStats {
   std::uint64_t frames_in = 0;
   std::uint64_t frames_out = 0;
   std::uint64_t writev_calls = 0;
-  std::uint64_t rejected = 0;  // connections closed by the handshake or a protocol error
+  std::uint64_t rejected = 0;           // connections closed by the handshake or a protocol error
+  std::uint64_t declared_dead = 0;      // peers removed for not answering PINGs
+  std::uint64_t endpoint_restored = 0;  // times the socket file was re-created after deletion
 };
 
 struct LocalPeerInfo {

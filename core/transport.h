@@ -73,6 +73,12 @@ class Listener {
   virtual void accept(AcceptHandler handler) = 0;
   // Stops listening and removes the endpoint if it is still ours.
   virtual void close() = 0;
+  // Checks that the endpoint still leads to this listener. If it has disappeared (someone
+  // deleted the socket file), listens on a fresh one at the same path and returns true; a
+  // pending accept() carries over to it, and streams already accepted are unaffected. Something
+  // else now at the path is left alone: false, with `status` saying what is there. A transport
+  // whose endpoint cannot vanish returns false with an ok status.
+  virtual bool restore(Status& status) = 0;
   virtual const std::string& endpoint() const = 0;
 };
 

@@ -183,44 +183,19 @@ class UnixListener final : public Listener {
     }
     if (Status s = check_private_dir(parent_dir(path_)); !s.ok()) return s;
     if (Status s = clear_stale_socket(path_); !s.ok()) return s;
-    std::error_code ec;
-    // Asio opens sockets without SOCK_CLOEXEC: every process this one spawns (an Electron utility
-    // process, a Next.js server) would inherit the listener. Open it ourselves and hand it over.
-    int fd = cloexec_socket();
-    if (fd < 0) return errno_status("socket", errno);
-    acceptor_.assign(Protocol(), fd, ec);
-    if (ec) {
-      ::close(fd);
-      return Status(Errc::io_error, "socket: " + ec.message());
-    }
-    acceptor_.bind(Protocol::endpoint(path_), ec);
-    if (ec) {
-      if (ec == std::errc::address_in_use) {
-        return Status(Errc::endpoint_in_use, "another hub bound " + path_ + " first");
-      }
-      return Status(Errc::io_error, "bind " + path_ + ": " + ec.message());
-    }
-    // The 0700 directory is what keeps others out; 0600 on the socket is the second fence.
-    struct stat st {};
-    if (::chmod(path_.c_str(), 0600) != 0 || ::lstat(path_.c_str(), &st) != 0) {
-      Status s = errno_status("chmod " + path_, errno);
-      acceptor_.close(ec);
-      ::unlink(path_.c_str());
-      return s;
-    }
-    inode_ = st.st_ino;
-    device_ = st.st_dev;
-    owns_path_ = true;
-    acceptor_.listen(SOMAXCONN, ec);
-    if (ec) return Status(Errc::io_error, "listen " + path_ + ": " + ec.message());
-    return {};
+    return bind_into(acceptor_);
   }
 
   void accept(AcceptHandler handler) override {
     // Wait for readiness and accept4() ourselves, so the new socket is close-on-exec from birth
     // (asio's accept would leave a window in which a concurrent spawn inherits it).
-    acceptor_.async_wait(Protocol::acceptor::wait_read, [this, handler = std::move(handler)](
+    acceptor_.async_wait(Protocol::acceptor::wait_read, [this, generation = generation_,
+                                                         handler = std::move(handler)](
                                                             std::error_code ec) mutable {
+      if (ec == asio::error::operation_aborted && generation != generation_ && !closed_) {
+        accept(std::move(handler));  // restore() replaced the socket: wait on the new one
+        return;
+      }
       if (ec) {
         handler(Status(ec == asio::error::operation_aborted ? Errc::closed : Errc::io_error,
                        "accept: " + ec.message()),
@@ -248,7 +223,40 @@ class UnixListener final : public Listener {
     });
   }
 
+  bool restore(Status& status) override {
+    status = {};
+    if (closed_) return false;
+    struct stat st {};
+    if (::lstat(path_.c_str(), &st) == 0) {
+      if (st.st_ino == inode_ && st.st_dev == device_) return false;  // still ours
+      status = Status(Errc::endpoint_in_use, path_ +
+                                                 " was replaced by another file; this hub keeps "
+                                                 "its open connections but cannot accept new ones");
+      return false;
+    }
+    if (errno != ENOENT) {
+      status = errno_status("lstat " + path_, errno);
+      return false;
+    }
+    // Deleted (perhaps with its directory, by a cleaner of /tmp): the same checks as at start.
+    if (Status s = check_private_dir(parent_dir(path_)); !s.ok()) {
+      status = s;
+      return false;
+    }
+    Protocol::acceptor fresh(acceptor_.get_executor());
+    if (Status s = bind_into(fresh); !s.ok()) {
+      status = s;
+      return false;
+    }
+    ++generation_;
+    std::error_code ec;
+    acceptor_.close(ec);  // its pending wait runs with operation_aborted and re-arms on `fresh`
+    acceptor_ = std::move(fresh);
+    return true;
+  }
+
   void close() override {
+    closed_ = true;
     std::error_code ec;
     if (acceptor_.is_open()) acceptor_.close(ec);
     if (owns_path_) {
@@ -264,9 +272,55 @@ class UnixListener final : public Listener {
   const std::string& endpoint() const override { return path_; }
 
  private:
+  // Binds and listens a new close-on-exec socket at path_ into `acceptor`, mode 0600, and
+  // remembers its inode so close() and restore() can tell our file from someone else's.
+  Status bind_into(Protocol::acceptor& acceptor) {
+    std::error_code ec;
+    // Asio opens sockets without SOCK_CLOEXEC: every process this one spawns (an Electron utility
+    // process, a Next.js server) would inherit the listener. Open it ourselves and hand it over.
+    int fd = cloexec_socket();
+    if (fd < 0) return errno_status("socket", errno);
+    acceptor.assign(Protocol(), fd, ec);
+    if (ec) {
+      ::close(fd);
+      return Status(Errc::io_error, "socket: " + ec.message());
+    }
+    acceptor.bind(Protocol::endpoint(path_), ec);
+    if (ec) {
+      std::error_code ignored;
+      acceptor.close(ignored);
+      if (ec == std::errc::address_in_use) {
+        return Status(Errc::endpoint_in_use, "another hub bound " + path_ + " first");
+      }
+      return Status(Errc::io_error, "bind " + path_ + ": " + ec.message());
+    }
+    // The 0700 directory is what keeps others out; 0600 on the socket is the second fence.
+    struct stat st {};
+    if (::chmod(path_.c_str(), 0600) != 0 || ::lstat(path_.c_str(), &st) != 0) {
+      Status s = errno_status("chmod " + path_, errno);
+      acceptor.close(ec);
+      ::unlink(path_.c_str());
+      return s;
+    }
+    inode_ = st.st_ino;
+    device_ = st.st_dev;
+    owns_path_ = true;
+    acceptor.listen(SOMAXCONN, ec);
+    if (ec) {
+      Status s(Errc::io_error, "listen " + path_ + ": " + ec.message());
+      acceptor.close(ec);
+      ::unlink(path_.c_str());
+      owns_path_ = false;
+      return s;
+    }
+    return {};
+  }
+
   Protocol::acceptor acceptor_;
   std::string path_;
   bool owns_path_ = false;
+  bool closed_ = false;
+  unsigned generation_ = 0;  // bumped when restore() replaces the socket
   ino_t inode_ = 0;
   dev_t device_ = 0;
 };

@@ -89,6 +89,9 @@ TEST(Client, HubRestartReconnectsResubscribesAndReceivesAgain) {
   ASSERT_TRUE(hub->start().ok());
   ASSERT_TRUE(pub.rec.wait_connects(2));
   ASSERT_TRUE(sub.rec.wait_connects(2));
+  // 'connected' means the restoring frames were sent, not that the hub has read them: the ack
+  // of a later request on the same connection does (without it the probe can win the race).
+  sub.subscribe("sync");
   // The subscription and the handler were restored without the application asking.
   RawPeer probe(hub->endpoint());
   ASSERT_EQ(probe.handshake("restart-token")->kind, Kind::welcome);
@@ -105,7 +108,13 @@ TEST(Client, EventsEmittedWhileDisconnectedArriveAfterReconnect) {
   TempDir dir;
   auto hub = std::make_unique<Hub>(fixed(dir));
   ASSERT_TRUE(hub->start().ok());
-  TestClient pub(hub->endpoint(), hub->token(), true, quick_backoff());
+  // The first retry comes 500 to 1000 ms after the loss: time enough for the new hub's own
+  // process to subscribe first, even on a loaded machine (with 20 ms it lost that race under
+  // TSan, and the queued events went to nobody).
+  ClientOptions slow_retry;
+  slow_retry.backoff_initial = std::chrono::milliseconds(1000);
+  slow_retry.backoff_max = std::chrono::milliseconds(1000);
+  TestClient pub(hub->endpoint(), hub->token(), true, slow_retry);
   hub->close();
   ASSERT_TRUE(pub.rec.wait_state(PortState::reconnecting));
   for (int i = 0; i < 10; ++i) {
