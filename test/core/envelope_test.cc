@@ -8,8 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
-#include <span>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
