@@ -45,15 +45,13 @@ inline napi_value number(napi_env env, double d) {
   return napi_create_double(env, d, &v) == napi_ok ? v : nullptr;
 }
 
-// A Uint8Array over a fresh ArrayBuffer of `size` bytes; `data` receives its memory.
+// A Buffer (a Uint8Array) of `size` fresh bytes; `data` receives its memory. Not zero-filled,
+// unlike napi_create_arraybuffer: the caller overwrites every byte it hands out, and for bulk
+// payloads the memset cost as much as the copy.
 inline napi_value bytes(napi_env env, std::size_t size, std::uint8_t*& data) {
-  napi_value buffer = nullptr;
   napi_value array = nullptr;
   void* memory = nullptr;
-  if (napi_create_arraybuffer(env, size, &memory, &buffer) != napi_ok) return nullptr;
-  if (napi_create_typedarray(env, napi_uint8_array, size, buffer, 0, &array) != napi_ok) {
-    return nullptr;
-  }
+  if (napi_create_buffer(env, size, &memory, &array) != napi_ok) return nullptr;
   data = static_cast<std::uint8_t*>(memory);
   return array;
 }

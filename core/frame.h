@@ -5,8 +5,8 @@
 // - FrameDecoder is not thread-safe; one connection's I/O thread owns it.
 // - A length above the current limit is rejected as soon as the 4 header bytes are in, before
 //   any body byte is read or any body memory is reserved.
-// - A body grows only as its bytes arrive: the decoder never holds more than the bytes received
-//   plus kGrowChunk, whatever length the peer claims.
+// - A body grows only as its bytes arrive: the decoder never holds more than twice the bytes
+//   received plus kGrowChunk, whatever length the peer claims.
 // - Each completed frame is handed out as a Slice that starts at its 4-byte length prefix
 //   (frame_body() gives the body). The frames that lie wholly inside one feed() share one copy of
 //   those bytes, made once per feed rather than once per frame; a frame that spans feeds is
