@@ -469,6 +469,18 @@ describe('Errors cross with their class, fields, cause and properties', T, () =>
     assert.equal(out.errors[2], 42);
   });
 
+  it('an AggregateError subclass keeps its errors when forwarded again (found by fuzzing)', () => {
+    class ValidationErrors extends AggregateError {}
+    const once = decode(encode(new ValidationErrors([new Error('a'), 2], 'invalid')));
+    assert.equal(once.constructor, Error, 'a user class decodes as Error');
+    assert.equal(once.errors.length, 2);
+    const twice = decode(encode(once));
+    assert.ok(Array.isArray(twice.errors), 'the errors survive a second crossing');
+    assert.equal(twice.errors[0].message, 'a');
+    assert.equal(twice.errors[1], 2);
+    assert.equal(Object.getOwnPropertyDescriptor(twice, 'errors').enumerable, false);
+  });
+
   it('DOMException crosses as an Error with its name and code', () => {
     const out = decode(encode(new DOMException('stopped', 'AbortError')));
     assert.equal(out.constructor, Error);
