@@ -11,7 +11,6 @@
 // handshaking, the bystander's subscription and handler only, no pending invoke). Checked every
 // kBystanderEvery inputs: the bystander still gets the reply to an invoke, and the process has
 // exactly its baseline file descriptors. A crash or sanitizer report in the hub is a crash here.
-#include <dirent.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -22,6 +21,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -66,13 +66,31 @@ std::string hello_frame() {
   return frame_bytes(e);
 }
 
-std::size_t open_fds() {
-  std::size_t n = 0;
-  if (DIR* d = ::opendir("/proc/self/fd")) {
-    while (const dirent* e = ::readdir(d)) n += e->d_name[0] != '.' ? 1 : 0;
-    ::closedir(d);
+// The process's sockets and event descriptors (epoll, eventfd, timerfd): what the hub and the
+// client open. Pipes and files are left out: libFuzzer and the sanitizers open those too (the
+// symbolizer's pipes, corpus files).
+std::map<int, std::string> open_fds() {
+  std::map<int, std::string> fds;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    std::string target = std::filesystem::read_symlink(entry.path(), ec).string();
+    if (!ec && (target.starts_with("socket:") || target.starts_with("anon_inode:"))) {
+      fds[std::stoi(entry.path().filename().string())] = target;
+    }
   }
-  return n - 1;  // the directory stream's own descriptor
+  return fds;
+}
+
+void print_fd_difference(const std::map<int, std::string>& before,
+                         const std::map<int, std::string>& now) {
+  for (const auto& [fd, what] : now) {
+    auto it = before.find(fd);
+    if (it == before.end() || it->second != what)
+      std::fprintf(stderr, "  new fd %d: %s\n", fd, what.c_str());
+  }
+  for (const auto& [fd, what] : before) {
+    if (!now.contains(fd)) std::fprintf(stderr, "  gone fd %d: %s\n", fd, what.c_str());
+  }
 }
 
 class Harness {
@@ -226,7 +244,9 @@ class Harness {
     std::string payload = "ping " + std::to_string(inputs_);
     FUZZ_CHECK(request(Kind::invoke, kHandler, payload), "the bystander still gets its reply");
     check_baseline();
-    FUZZ_CHECK(open_fds() == baseline_fds_, "no file descriptor leaks");
+    auto fds = open_fds();
+    if (fds != baseline_fds_) print_fd_difference(baseline_fds_, fds);
+    FUZZ_CHECK(fds == baseline_fds_, "no file descriptor leaks");
   }
 
   std::string dir_;
@@ -240,7 +260,7 @@ class Harness {
   std::uint64_t inputs_ = 0;
   std::uint64_t next_id_ = 0;
   std::vector<Envelope> replies_;
-  std::size_t baseline_fds_ = 0;
+  std::map<int, std::string> baseline_fds_;
 };
 
 }  // namespace

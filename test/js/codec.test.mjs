@@ -377,7 +377,7 @@ describe('decoding stays within its limits', T, () => {
     assert.throws(() => decode(new ArrayBuffer(1)), TypeError);
   });
 
-  it('declared lengths are checked against the bytes left before anything is allocated', () => {
+  it('declared lengths are checked against the bytes left before anything is allocated', (t) => {
     const hostile = [
       'ddffffffffc0c0c0c0c0', // array32 of 2^32-1 in 10 bytes
       'dfffffffffa161c0c0c0', // map32
@@ -396,7 +396,13 @@ describe('decoding stays within its limits', T, () => {
     const after = process.memoryUsage();
     assert.ok(after.arrayBuffers - before.arrayBuffers < 1 << 20, `arrayBuffers grew by ${after.arrayBuffers - before.arrayBuffers}`);
     assert.ok(after.rss - before.rss < 64 << 20, `rss grew by ${after.rss - before.rss}`);
-    assert.ok(elapsed < 10_000, `60000 refusals took ${elapsed} ms`);
+    if (process.env.SWITCHBOARD_SANITIZER === 'address') {
+      // .ci/run's ASan lane preloads ASan into node, which makes every allocation several times
+      // slower (10.6 s measured there): the time is reported, the memory bounds still apply.
+      t.diagnostic(`under ASan: 60000 refusals took ${Math.round(elapsed)} ms (not bounded)`);
+    } else {
+      assert.ok(elapsed < 10_000, `60000 refusals took ${elapsed} ms`);
+    }
   });
 });
 
