@@ -46,6 +46,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$out/corpus/$t" "$out/crashes/$t"
   log=$logs/$t.log
   echo "== fuzz $t for ${seconds}s"
+  touch "$out/crashes/$t/.started"  # crash files of earlier runs are not this run's
   status=0
   if [[ $t == value ]]; then
     node test/fuzz/value_fuzz.mjs --seconds "$seconds" --artifacts "$out/crashes/$t" >"$log" 2>&1 ||
@@ -72,8 +73,8 @@ for t in "${targets[@]}"; do
     # "#123456 DONE   cov: 812 ft: 2345 corp: 301/20Kb ..."
     corpus=$(grep -oE 'corp: [0-9]+' "$log" | tail -1 | awk '{print $2}')
   fi
-  crashes=$(find "$out/crashes/$t" -type f | wc -l)
-  line="fuzz $t: ${execs:-?} execs in ${seconds}s, ${rate:-?} execs/s, corpus ${corpus:-?}, peak RSS ${rss:-?} MB, crash files ${crashes}"
+  crashes=$(find "$out/crashes/$t" -type f ! -name '.*' -newer "$out/crashes/$t/.started" | wc -l)
+  line="fuzz $t: ${execs:-?} execs in ${seconds}s, ${rate:-?} execs/s, corpus ${corpus:-?}, peak RSS ${rss:-?} MB, new crash files ${crashes}"
   if ((status != 0)) || [[ -z $execs ]]; then
     line+=" -- FAILED (exit $status), log $log"
     failed=$((failed + 1))
