@@ -786,7 +786,12 @@ function writeError(w: ByteWriter, e: Error, depth: number): void {
   const hasStack = typeof stack === 'string';
   const hasCode = 'code' in e;
   const hasCause = 'cause' in e;
-  const hasErrors = e instanceof AggregateError;
+  // An AggregateError, or what the decoder makes of an AggregateError subclass it cannot rebuild
+  // (an Error with an own non-enumerable `errors` array): forwarding that must keep the errors.
+  const errorsOwn = Object.getOwnPropertyDescriptor(e, 'errors');
+  const hasErrors =
+    e instanceof AggregateError ||
+    (errorsOwn !== undefined && !errorsOwn.enumerable && Array.isArray(errorsOwn.value));
   const ctor = (Object.getPrototypeOf(e) as { constructor?: { name?: unknown } } | null)
     ?.constructor;
   const className = typeof ctor?.name === 'string' && ctor.name !== '' ? ctor.name : 'Error';
