@@ -102,8 +102,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                  "every byte received is in a frame or buffered");
       FUZZ_CHECK(decoder.reserved() <= 2 * decoder.buffered() + switchboard::kGrowChunk,
                  "memory bounded by twice the bytes received plus one chunk");
-      FUZZ_CHECK(decoder.reserved() <= kFrameHeaderSize + max_frame,
-                 "no reserve beyond the limit");
+      FUZZ_CHECK(decoder.reserved() <= kFrameHeaderSize + max_frame, "no reserve beyond the limit");
       FUZZ_CHECK(decoder.at_boundary() == (decoder.buffered() == 0), "at_boundary is exact");
     }
   }
