@@ -23,6 +23,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "frame.h"
 #include "port.h"
@@ -57,6 +58,14 @@ struct HubOptions {
   std::size_t high_water_mark = 8u << 20;  // outbound bytes queued per peer
   OverflowPolicy overflow = OverflowPolicy::drop;
   std::size_t max_topic = 1024;
+  // Per-peer and per-hub bounds on what peers can make the hub hold (docs/SECURITY.md). A request
+  // beyond a per-peer limit is answered with E_LIMIT; a connection beyond a connection limit is
+  // closed with GOAWAY E_LIMIT and reported as rejected.
+  std::size_t max_subscriptions_per_peer = 512;     // exact topics and patterns
+  std::size_t max_handlers_per_peer = 512;          // names a peer serves
+  std::size_t max_pending_invokes_per_peer = 1024;  // invokes a caller waits on at once
+  std::size_t max_connections = 256;                // socket connections, admitted or not
+  std::size_t max_handshaking = 64;                 // connections that have not completed HELLO
   // Runs on the I/O thread for every join, leave and rejection; must not block or call close().
   std::function<void(const PeerEvent&)> on_peer;
 };
@@ -74,6 +83,22 @@ struct HubStats {
   std::uint64_t frames_out = 0;
   std::uint64_t writev_calls = 0;
   std::uint64_t rejected = 0;  // connections closed by the handshake or a protocol error
+};
+
+// One connection as the hub sees it, for monitoring and the limit tests.
+struct HubPeerStats {
+  std::uint64_t id = 0;
+  bool admitted = false;
+  bool local = false;
+  std::string role;
+  std::string name;
+  std::uint64_t queued_bytes = 0;      // outbound bytes waiting for the socket
+  std::uint64_t receive_reserved = 0;  // memory held for a partly received frame
+  std::uint64_t receive_buffered = 0;  // bytes of that frame received so far
+  std::uint64_t events_dropped = 0;    // deliveries to this peer dropped by the overflow policy
+  std::uint64_t subscriptions = 0;
+  std::uint64_t handlers = 0;
+  std::uint64_t pending_invokes = 0;  // invokes this peer made that await a reply
 };
 
 struct LocalPeerInfo {
@@ -98,6 +123,8 @@ class Hub {
   const std::string& endpoint() const;
   const std::string& token() const;
   HubStats stats() const;
+  // A snapshot of every connection, taken on the I/O thread (waits for it); empty once closed.
+  std::vector<HubPeerStats> peer_stats() const;
 
   // Joins this process to its own hub without a socket. Requires start().
   std::unique_ptr<Port> connect_local(LocalPeerInfo info, PortCallbacks callbacks);
