@@ -79,7 +79,14 @@ void run_attack(const char* name, HubFixture& f, Attack& attack, Bystander& byst
       static_cast<unsigned long long>(r.burner[0]), static_cast<unsigned long long>(r.attacked[0]),
       r.saturated_ratio(), r.saturated_raw_ratio(), attack.connections.load());
   EXPECT_GT(r.burner[1], 0u);
-  EXPECT_GE(r.ratio(), kMinRatio) << name << ": the bystander slowed down under attack";
+  if (kSanitized) {
+    std::printf(
+        "[ note ] %s: sanitizer build: the ratio is printed, not asserted (instrumented "
+        "code is too slow for the bystander's fixed load)\n",
+        name);
+  } else {
+    EXPECT_GE(r.ratio(), kMinRatio) << name << ": the bystander slowed down under attack";
+  }
   EXPECT_EQ(bystander.failures(), 0u);
   bystander.stop();
   attack.expect_nothing_left();
