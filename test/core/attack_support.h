@@ -245,7 +245,9 @@ struct RateRatio {
 
 // Runs `attack` in a loop on its own thread during the "attack" windows and returns the
 // bystander's round trips in each kind of window. Windows of the same length rotate (quiet,
-// burner, attack; saturating, then steady), so slow drifts in the machine's load hit all alike.
+// burner, attack; steady every round, saturating every fifth), so slow drifts in the machine's
+// load hit all alike, and the median of many rounds shrugs off the windows a loaded machine
+// stalls whole.
 //
 // Why a burner: the attacker is a thread of this test on the same (often 2-core, shared) machine,
 // so part of what it costs the bystander is plain CPU competition that a real attacker in another
@@ -257,7 +259,7 @@ struct RateRatio {
 // The attack loop is sequential (one hostile connection at a time, each awaited to its end), so
 // the hub's fairness is measured, not how many threads the test starts.
 inline RateRatio measure_under_attack(
-    Bystander& bystander, const std::function<void()>& attack, int rounds = 6,
+    Bystander& bystander, const std::function<void()>& attack, int rounds = 15,
     std::chrono::milliseconds window = std::chrono::milliseconds(100)) {
   enum Mode { idle, burn, hostile, done };
   std::atomic<int> mode{idle};
@@ -295,6 +297,7 @@ inline RateRatio measure_under_attack(
   RateRatio r;
   for (int i = 0; i < rounds; ++i) {
     for (int steady = 0; steady < 2; ++steady) {
+      if (!steady && i % 5 != 0) continue;  // the saturating figure is printed, not asserted
       int base = steady ? Bystander::kSteady : 0;
       std::uint64_t q = window_of(idle, base + Bystander::kQuiet);
       std::uint64_t b = window_of(burn, base + Bystander::kBurner);
