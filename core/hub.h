@@ -2,9 +2,9 @@
 // events to subscribers and invokes to the peer that registered the handler.
 //
 // Contract:
-// - start(), close(), stats(), connect_local() and the accessors may be called from any thread
-//   other than the hub's I/O thread. All routing state lives on the I/O thread; nothing else
-//   touches it.
+// - start(), close(), stats(), peer_stats(), connect_local() and the accessors may be called from
+//   any thread other than the hub's I/O thread (peer_stats() and connect_local() wait for it).
+//   All routing state lives on the I/O thread; nothing else touches it.
 // - The hub reads only envelopes. Payload bytes pass through untouched, and one inbound payload
 //   is shared, not copied, by every subscriber's queue.
 // - Identity (the `sender` field of every routed frame) is the peer id the hub assigned at

@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
 #include "test_support.h"
 
 namespace switchboard::testing {
@@ -86,7 +89,13 @@ TEST(Client, HubRestartReconnectsResubscribesAndReceivesAgain) {
   ASSERT_TRUE(hub->start().ok());
   ASSERT_TRUE(pub.rec.wait_connects(2));
   ASSERT_TRUE(sub.rec.wait_connects(2));
-  // The subscription and the handler were restored without the application asking.
+  // The subscription and the handler were restored without the application asking. WELCOME
+  // comes before the restoring frames reach the hub, so wait for the hub to count them (a probe
+  // racing them could take the name first).
+  for (auto until = std::chrono::steady_clock::now() + 5s;
+       hub->stats().handlers < 1 && std::chrono::steady_clock::now() < until;) {
+    std::this_thread::sleep_for(1ms);
+  }
   RawPeer probe(hub->endpoint());
   ASSERT_EQ(probe.handshake("restart-token")->kind, Kind::welcome);
   ASSERT_TRUE(probe.write(frame_bytes(make(Kind::register_, "svc", 5))));
