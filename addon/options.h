@@ -57,6 +57,13 @@ inline Status read_hub_options(const Napi::Object& o, HubOptions& opt) {
                    read_string(o, "name", opt.name), read_count(o, "maxFrame", opt.max_frame),
                    read_count(o, "highWaterMark", opt.high_water_mark),
                    read_ms(o, "handshakeTimeoutMs", opt.handshake_timeout),
+                   read_count(o, "handshakeMaxFrame", opt.handshake_max_frame),
+                   read_count(o, "maxTopic", opt.max_topic),
+                   read_count(o, "maxSubscriptionsPerPeer", opt.max_subscriptions_per_peer),
+                   read_count(o, "maxHandlersPerPeer", opt.max_handlers_per_peer),
+                   read_count(o, "maxPendingInvokesPerPeer", opt.max_pending_invokes_per_peer),
+                   read_count(o, "maxConnections", opt.max_connections),
+                   read_count(o, "maxHandshaking", opt.max_handshaking),
                    read_string(o, "overflow", overflow)}) {
     if (!s.ok()) return s;
   }

@@ -80,6 +80,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   PeerCredentials credentials() const { return stream_->credentials(); }
   // Memory held for a partly received frame (for the hard-limit tests).
   std::size_t receive_reserved() const { return decoder_.reserved(); }
+  // Bytes of a partly received frame held now.
+  std::size_t receive_buffered() const { return decoder_.buffered(); }
 
  private:
   void arm_read();

@@ -81,6 +81,7 @@ class Hub::Impl : public std::enable_shared_from_this<Hub::Impl> {
   Status start();
   void close();
   HubStats stats() const;
+  std::vector<HubPeerStats> peer_stats();
   std::unique_ptr<Port> connect_local(LocalPeerInfo info, PortCallbacks callbacks);
 
   // Runs `fn` on the I/O thread if the hub is running; false when it is not (fn is dropped).
@@ -266,6 +267,15 @@ Status Hub::Impl::start() {
     return Status(Errc::invalid_argument,
                   "endpoint_check_interval must be >= 0 (0 disables the check)");
   }
+  for (auto [value, name] : {std::pair{opt_.max_topic, "max_topic"},
+                             {opt_.max_subscriptions_per_peer, "max_subscriptions_per_peer"},
+                             {opt_.max_handlers_per_peer, "max_handlers_per_peer"},
+                             {opt_.max_pending_invokes_per_peer, "max_pending_invokes_per_peer"},
+                             {opt_.max_connections, "max_connections"},
+                             {opt_.max_handshaking, "max_handshaking"}}) {
+    if (value == 0) return Status(Errc::invalid_argument, std::string(name) + " must be positive");
+  }
+  opt_.max_handshaking = std::min(opt_.max_handshaking, opt_.max_connections);
   endpoint_ = opt_.endpoint.empty() ? default_endpoint(opt_.name) : opt_.endpoint;
   token_ = opt_.token.empty() ? random_token() : opt_.token;
   Status status;
@@ -328,6 +338,36 @@ HubStats Hub::Impl::stats() const {
   s.declared_dead = declared_dead_.load();
   s.endpoint_restored = endpoint_restored_.load();
   return s;
+}
+
+std::vector<HubPeerStats> Hub::Impl::peer_stats() {
+  std::vector<HubPeerStats> out;
+  std::promise<void> done;
+  if (!post_if_running([this, &out, &done] {
+        for (auto& [id, p] : peers_) {
+          HubPeerStats s;
+          s.id = id;
+          s.admitted = p->admitted;
+          s.local = p->local != nullptr;
+          s.role = p->role;
+          s.name = p->name;
+          if (p->conn) {
+            s.queued_bytes = p->conn->queued_bytes();
+            s.receive_reserved = p->conn->receive_reserved();
+            s.receive_buffered = p->conn->receive_buffered();
+          }
+          s.events_dropped = p->dropped;
+          s.subscriptions = router_.subscriptions_of(id);
+          s.handlers = router_.handlers_of(id);
+          s.pending_invokes = p->calls_out.size();
+          out.push_back(std::move(s));
+        }
+        done.set_value();
+      })) {
+    return out;
+  }
+  done.get_future().wait();
+  return out;
 }
 
 void Hub::Impl::announce(Peer& to, const Peer& about, bool up) {
@@ -405,6 +445,28 @@ void Hub::Impl::on_accept(std::unique_ptr<Stream> stream) {
                     });
   Peer& p = *peer;
   peers_.emplace(id, std::move(peer));
+  // Counted before this one was added. Beyond a limit the newcomer is refused, never an
+  // established peer: whoever floods the listener cannot push out connections already in use.
+  std::size_t connections = 0, handshaking = 0;
+  for (auto& [other_id, other] : peers_) {
+    if (!other->conn || other->closing || other_id == id) continue;
+    ++connections;
+    handshaking += other->admitted ? 0 : 1;
+  }
+  if (connections >= opt_.max_connections || handshaking >= opt_.max_handshaking) {
+    bool total = connections >= opt_.max_connections;
+    doom(p,
+         Status(Errc::limit_exceeded,
+                total ? "the hub has " + std::to_string(connections) +
+                            " connections, its limit (maxConnections); close idle buses or "
+                            "raise maxConnections on the hub"
+                      : "the hub has " + std::to_string(handshaking) +
+                            " connections that have not completed the handshake, its limit "
+                            "(maxHandshaking); retry shortly, or raise maxHandshaking on the hub"),
+         true);
+    finish_batch();
+    return;
+  }
   if (cred.known && cred.uid != ::geteuid()) {
     doom(p,
          Status(Errc::auth_failed, "peer runs as uid " + std::to_string(cred.uid) +
@@ -511,6 +573,14 @@ void Hub::Impl::handle(Peer& peer, Envelope& env) {
       break;
     case Kind::subscribe: {
       Status s = Router::check_subscription(env.topic);
+      if (s.ok() && router_.subscriptions_of(peer.id) >= opt_.max_subscriptions_per_peer &&
+          !router_.is_subscribed(peer.id, env.topic)) {
+        s = Status(Errc::limit_exceeded,
+                   "this peer already has " + std::to_string(opt_.max_subscriptions_per_peer) +
+                       " subscriptions, the hub's limit (maxSubscriptionsPerPeer); unsubscribe "
+                       "from topics no longer needed, use a pattern such as 'job:*', or raise "
+                       "maxSubscriptionsPerPeer on the hub");
+      }
       if (s.ok()) router_.subscribe(peer.id, env.topic);
       ack(peer, env.id, s);
       break;
@@ -520,6 +590,15 @@ void Hub::Impl::handle(Peer& peer, Envelope& env) {
       ack(peer, env.id, {});
       break;
     case Kind::register_:
+      if (router_.handlers_of(peer.id) >= opt_.max_handlers_per_peer &&
+          router_.handler_of(env.topic) != peer.id) {
+        ack(peer, env.id,
+            Status(Errc::limit_exceeded,
+                   "this peer already serves " + std::to_string(opt_.max_handlers_per_peer) +
+                       " handlers, the hub's limit (maxHandlersPerPeer); unregister names no "
+                       "longer served, or raise maxHandlersPerPeer on the hub"));
+        break;
+      }
       ack(peer, env.id, router_.register_handler(peer.id, env.topic));
       break;
     case Kind::unregister:
@@ -590,6 +669,14 @@ void Hub::Impl::route_invoke(Peer& caller, Envelope& env) {
   if (env.id == 0 || caller.calls_out.contains(env.id)) {
     ack(caller, env.id,
         Status(Errc::protocol_error, "INVOKE needs a request id that is not already in flight"));
+    return;
+  }
+  if (caller.calls_out.size() >= opt_.max_pending_invokes_per_peer) {
+    ack(caller, env.id,
+        Status(Errc::limit_exceeded,
+               "this peer already waits on " + std::to_string(opt_.max_pending_invokes_per_peer) +
+                   " invokes, the hub's limit (maxPendingInvokesPerPeer); await earlier calls "
+                   "before starting more, or raise maxPendingInvokesPerPeer on the hub"));
     return;
   }
   std::uint64_t call = next_call_++;
@@ -908,6 +995,9 @@ const std::string& Hub::token() const {
 }
 HubStats Hub::stats() const {
   return impl_->stats();
+}
+std::vector<HubPeerStats> Hub::peer_stats() const {
+  return impl_->peer_stats();
 }
 std::unique_ptr<Port> Hub::connect_local(LocalPeerInfo info, PortCallbacks callbacks) {
   return impl_->connect_local(std::move(info), std::move(callbacks));

@@ -2,9 +2,9 @@
 // events to subscribers and invokes to the peer that registered the handler.
 //
 // Contract:
-// - start(), close(), stats(), connect_local() and the accessors may be called from any thread
-//   other than the hub's I/O thread. All routing state lives on the I/O thread; nothing else
-//   touches it.
+// - start(), close(), stats(), peer_stats(), connect_local() and the accessors may be called from
+//   any thread other than the hub's I/O thread (peer_stats() and connect_local() wait for it).
+//   All routing state lives on the I/O thread; nothing else touches it.
 // - The hub reads only envelopes. Payload bytes pass through untouched, and one inbound payload
 //   is shared, not copied, by every subscriber's queue.
 // - Identity (the `sender` field of every routed frame) is the peer id the hub assigned at
@@ -27,6 +27,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "frame.h"
 #include "port.h"
@@ -71,6 +72,14 @@ struct HubOptions {
   // How often the hub checks that its socket file still exists, and binds a new one at the same
   // path if it was deleted (connections already open are unaffected). Zero disables the check.
   std::chrono::milliseconds endpoint_check_interval{1000};
+  // Per-peer and per-hub bounds on what peers can make the hub hold (docs/SECURITY.md). A request
+  // beyond a per-peer limit is answered with E_LIMIT; a connection beyond a connection limit is
+  // closed with GOAWAY E_LIMIT and reported as rejected.
+  std::size_t max_subscriptions_per_peer = 512;     // exact topics and patterns
+  std::size_t max_handlers_per_peer = 512;          // names a peer serves
+  std::size_t max_pending_invokes_per_peer = 1024;  // invokes a caller waits on at once
+  std::size_t max_connections = 256;                // socket connections, admitted or not
+  std::size_t max_handshaking = 64;                 // connections that have not completed HELLO
   // Runs on the I/O thread for every join, leave and rejection; must not block or call close().
   std::function<void(const PeerEvent&)> on_peer;
 };
@@ -90,6 +99,22 @@ struct HubStats {
   std::uint64_t rejected = 0;           // connections closed by the handshake or a protocol error
   std::uint64_t declared_dead = 0;      // peers removed for not answering PINGs
   std::uint64_t endpoint_restored = 0;  // times the socket file was re-created after deletion
+};
+
+// One connection as the hub sees it, for monitoring and the limit tests.
+struct HubPeerStats {
+  std::uint64_t id = 0;
+  bool admitted = false;
+  bool local = false;
+  std::string role;
+  std::string name;
+  std::uint64_t queued_bytes = 0;      // outbound bytes waiting for the socket
+  std::uint64_t receive_reserved = 0;  // memory held for a partly received frame
+  std::uint64_t receive_buffered = 0;  // bytes of that frame received so far
+  std::uint64_t events_dropped = 0;    // deliveries to this peer dropped by the overflow policy
+  std::uint64_t subscriptions = 0;
+  std::uint64_t handlers = 0;
+  std::uint64_t pending_invokes = 0;  // invokes this peer made that await a reply
 };
 
 struct LocalPeerInfo {
@@ -114,6 +139,8 @@ class Hub {
   const std::string& endpoint() const;
   const std::string& token() const;
   HubStats stats() const;
+  // A snapshot of every connection, taken on the I/O thread (waits for it); empty once closed.
+  std::vector<HubPeerStats> peer_stats() const;
 
   // Joins this process to its own hub without a socket. Requires start().
   std::unique_ptr<Port> connect_local(LocalPeerInfo info, PortCallbacks callbacks);

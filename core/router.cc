@@ -119,4 +119,14 @@ std::size_t Router::subscriptions_of(PeerId peer) const {
   return p == peers_.end() ? 0 : p->second.topics.size();
 }
 
+bool Router::is_subscribed(PeerId peer, std::string_view topic_or_pattern) const {
+  auto p = peers_.find(peer);
+  return p != peers_.end() && p->second.topics.contains(std::string(topic_or_pattern));
+}
+
+std::size_t Router::handlers_of(PeerId peer) const {
+  auto p = peers_.find(peer);
+  return p == peers_.end() ? 0 : p->second.handlers.size();
+}
+
 }  // namespace switchboard

@@ -42,6 +42,8 @@ class Router {
 
   std::size_t subscription_count() const { return subscription_count_; }
   std::size_t subscriptions_of(PeerId peer) const;
+  bool is_subscribed(PeerId peer, std::string_view topic_or_pattern) const;
+  std::size_t handlers_of(PeerId peer) const;
   std::size_t handler_count() const { return handlers_.size(); }
 
  private:

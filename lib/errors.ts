@@ -60,6 +60,16 @@ export class OfflineQueueFullError extends SwitchboardError {
   }
 }
 
+/**
+ * A configured hub limit was reached (subscriptions, handlers or pending invokes per peer, or
+ * connections). The message names the option to raise; the connection stays up.
+ */
+export class LimitError extends SwitchboardError {
+  constructor(message: string) {
+    super('E_LIMIT', message);
+  }
+}
+
 /** This process has nothing to join and was not asked to be the hub. */
 export class NoEndpointError extends SwitchboardError {
   constructor(message: string) {
@@ -127,6 +137,7 @@ const byCode: Record<string, new (message: string) => SwitchboardError> = {
   E_INVALID_ARGUMENT: InvalidArgumentError,
   E_OFFLINE_QUEUE_FULL: OfflineQueueFullError,
   E_NO_ENDPOINT: NoEndpointError,
+  E_LIMIT: LimitError,
 };
 
 /** Turns a code from the core or the addon into its typed error. */

@@ -9,7 +9,7 @@
 // - Invokes end exactly once: a reply, a remote error, a timeout, an abort, no handler, a lost
 //   connection, or close(). `settle()` is the one place that ends them.
 import { ByteWriter } from './bytes.js';
-import { beginBatch, CodecError, decode, encodeValue, endBatch } from './codec.js';
+import { beginBatch, CodecError, DEFAULT_DECODE_LIMITS, type DecodeLimits, decode, encodeValue, endBatch } from './codec.js';
 import { detectProcess, type ProcessKind } from './detect.js';
 import {
   AbortError,
@@ -81,6 +81,18 @@ function describe(v: unknown): string {
   return typeof v;
 }
 
+// The hub's limits that are plain positive integers (defaults in docs/SECURITY.md).
+const HUB_LIMITS = [
+  'handshakeTimeoutMs',
+  'handshakeMaxFrame',
+  'maxTopic',
+  'maxSubscriptionsPerPeer',
+  'maxHandlersPerPeer',
+  'maxPendingInvokesPerPeer',
+  'maxConnections',
+  'maxHandshaking',
+] as const;
+
 function checkPositive(name: string, v: unknown, allowZero = false): number | undefined {
   if (v === undefined) return undefined;
   if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || (!allowZero && v === 0) || !Number.isInteger(v)) {
@@ -106,6 +118,8 @@ export class EventBus {
   #endpoint: string;
   #token: string;
   #timeout: number;
+  // Limits for decoding what other processes send (payloads, errors, peer info).
+  #decodeLimits: DecodeLimits = DEFAULT_DECODE_LIMITS;
   #offlineMax: number;
   #offlineMaxBytes: number;
   #offlineCount = 0;
@@ -151,6 +165,16 @@ export class EventBus {
     checkPositive('reconnect.maxAttempts', options.reconnect?.maxAttempts, true);
     checkPositive('maxFrame', options.maxFrame);
     checkPositive('highWaterMark', options.highWaterMark);
+    for (const name of HUB_LIMITS) checkPositive(name, options[name]);
+    if (options.decodeLimits !== undefined) {
+      if (options.decodeLimits === null || typeof options.decodeLimits !== 'object') {
+        throw new InvalidArgumentError(`Expected the "decodeLimits" option to be an object, got ${describe(options.decodeLimits)}`);
+      }
+      this.#decodeLimits = Object.freeze({
+        maxDepth: checkPositive('decodeLimits.maxDepth', options.decodeLimits.maxDepth) ?? DEFAULT_DECODE_LIMITS.maxDepth,
+        maxNodes: checkPositive('decodeLimits.maxNodes', options.decodeLimits.maxNodes) ?? DEFAULT_DECODE_LIMITS.maxNodes,
+      });
+    }
 
     this.#kind = detectProcess();
     this.name = options.name ?? (process.title || `pid-${process.pid}`);
@@ -200,6 +224,14 @@ export class EventBus {
             maxFrame: options.maxFrame,
             highWaterMark: options.highWaterMark,
             overflow: options.overflow,
+            handshakeTimeoutMs: options.handshakeTimeoutMs,
+            handshakeMaxFrame: options.handshakeMaxFrame,
+            maxTopic: options.maxTopic,
+            maxSubscriptionsPerPeer: options.maxSubscriptionsPerPeer,
+            maxHandlersPerPeer: options.maxHandlersPerPeer,
+            maxPendingInvokesPerPeer: options.maxPendingInvokesPerPeer,
+            maxConnections: options.maxConnections,
+            maxHandshaking: options.maxHandshaking,
           },
           () => {},
         );
@@ -637,7 +669,7 @@ export class EventBus {
     if (env.flags & Flag.rawPayload) return Buffer.from(env.payload);
     if (env.payload.length === 0) return undefined;
     try {
-      return decode(env.payload);
+      return decode(env.payload, this.#decodeLimits);
     } catch (err) {
       if (err instanceof CodecError) err.message = `could not decode the ${what} of '${name}': ${err.message}`;
       throw err;
@@ -678,7 +710,7 @@ export class EventBus {
         if (env.topic !== 'E_CONNECTION_LOST') {
           let message = '';
           try {
-            message = String(decode(env.payload));
+            message = String(decode(env.payload, this.#decodeLimits));
           } catch {
             message = env.topic;
           }
@@ -690,7 +722,7 @@ export class EventBus {
     if (env.flags & Flag.fromHub) {
       let message = env.topic;
       try {
-        message = String(decode(env.payload));
+        message = String(decode(env.payload, this.#decodeLimits));
       } catch {
         // keep the code as the message
       }
@@ -750,7 +782,7 @@ export class EventBus {
   #onPeer(env: Envelope): void {
     let info: any;
     try {
-      info = decode(env.payload);
+      info = decode(env.payload, this.#decodeLimits);
     } catch {
       return;
     }
@@ -764,7 +796,7 @@ export class EventBus {
 
   #safeDecode(env: Envelope): unknown {
     try {
-      return decode(env.payload);
+      return decode(env.payload, this.#decodeLimits);
     } catch {
       return env.topic;
     }

@@ -11,6 +11,7 @@ export {
   ClosedError,
   ConnectionLostError,
   InvalidArgumentError,
+  LimitError,
   NoEndpointError,
   NoHandlerError,
   OfflineQueueFullError,

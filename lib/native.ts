@@ -74,6 +74,13 @@ export interface NativeHubOptions {
   highWaterMark?: number;
   overflow?: 'drop' | 'disconnect';
   handshakeTimeoutMs?: number;
+  handshakeMaxFrame?: number;
+  maxTopic?: number;
+  maxSubscriptionsPerPeer?: number;
+  maxHandlersPerPeer?: number;
+  maxPendingInvokesPerPeer?: number;
+  maxConnections?: number;
+  maxHandshaking?: number;
 }
 
 export interface NativeHub {

@@ -69,6 +69,28 @@ export interface EventBusOptions {
   highWaterMark?: number;
   /** Hub: what happens to events beyond a peer's mark: 'drop' (counted) or 'disconnect'. */
   overflow?: 'drop' | 'disconnect';
+  /** Hub: milliseconds a new connection has to complete its handshake (2000). */
+  handshakeTimeoutMs?: number;
+  /** Hub: largest frame in bytes before a connection has authenticated (4096). */
+  handshakeMaxFrame?: number;
+  /** Hub: longest topic, handler name or pattern in bytes (1024). */
+  maxTopic?: number;
+  /** Hub: subscriptions (topics and patterns) one peer may hold (512); beyond: E_LIMIT. */
+  maxSubscriptionsPerPeer?: number;
+  /** Hub: handler names one peer may serve (512); beyond: E_LIMIT. */
+  maxHandlersPerPeer?: number;
+  /** Hub: invokes one peer may await at once (1024); beyond: E_LIMIT. */
+  maxPendingInvokesPerPeer?: number;
+  /** Hub: socket connections in all (256); a connection beyond is closed with E_LIMIT. */
+  maxConnections?: number;
+  /** Hub: connections that have not completed the handshake (64); beyond: closed with E_LIMIT. */
+  maxHandshaking?: number;
+  /**
+   * Decoding what other processes send: containers nested deeper than `maxDepth` (64) or more
+   * than `maxNodes` values in one payload (1000000) fail with a CodecError (E_DECODE) instead of
+   * reaching a listener or handler. The encoder refuses more than 64 levels whatever is set here.
+   */
+  decodeLimits?: { maxDepth?: number; maxNodes?: number };
 }
 
 export interface BusStats {
@@ -180,6 +202,10 @@ export declare class OfflineQueueFullError extends SwitchboardError {
   constructor(message: string);
 }
 export declare class NoEndpointError extends SwitchboardError {
+  constructor(message: string);
+}
+/** A hub limit was reached (code E_LIMIT); the message names the option to raise. */
+export declare class LimitError extends SwitchboardError {
   constructor(message: string);
 }
 /**

@@ -4,6 +4,7 @@
 import { expectTypeOf } from 'expect-type';
 import {
   EventBus,
+  LimitError,
   NoHandlerError,
   RemoteError,
   detectProcess,
@@ -97,6 +98,22 @@ expectTypeOf(detectProcess()).toEqualTypeOf<ProcessKind>();
 new EventBus<Events, Handlers>({ name: 'x', role: 'hub', timeout: 1000 });
 // @ts-expect-error: not a role
 new EventBus({ role: 'server' });
+// The hub's limits (docs/SECURITY.md).
+new EventBus({
+  role: 'hub',
+  maxSubscriptionsPerPeer: 1000,
+  maxHandlersPerPeer: 100,
+  maxPendingInvokesPerPeer: 4096,
+  maxConnections: 64,
+  maxHandshaking: 16,
+  maxTopic: 256,
+  handshakeMaxFrame: 8192,
+  handshakeTimeoutMs: 5000,
+  decodeLimits: { maxDepth: 16, maxNodes: 10000 },
+});
+// @ts-expect-error: a limit is a number
+new EventBus({ role: 'hub', maxConnections: '64' });
+expectTypeOf(new LimitError('x').code).toBeString();
 const err = new NoHandlerError('x');
 expectTypeOf(err.code).toBeString();
 declare const remote: RemoteError;
