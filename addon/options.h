@@ -48,6 +48,17 @@ inline Status read_ms(const Napi::Object& o, const char* key, std::chrono::milli
   return {};
 }
 
+// Milliseconds where 0 has a meaning (off).
+inline Status read_ms_or_zero(const Napi::Object& o, const char* key,
+                              std::chrono::milliseconds& out) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return {};
+  double ms = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+  if (!(ms >= 0)) return Status(Errc::invalid_argument, std::string(key) + " must be >= 0");
+  out = std::chrono::milliseconds(static_cast<std::int64_t>(ms));
+  return {};
+}
+
 }  // namespace detail
 
 inline Status read_hub_options(const Napi::Object& o, HubOptions& opt) {
@@ -64,9 +75,12 @@ inline Status read_hub_options(const Napi::Object& o, HubOptions& opt) {
                    read_count(o, "maxPendingInvokesPerPeer", opt.max_pending_invokes_per_peer),
                    read_count(o, "maxConnections", opt.max_connections),
                    read_count(o, "maxHandshaking", opt.max_handshaking),
+                   read_ms_or_zero(o, "pingIntervalMs", opt.ping_interval),
                    read_string(o, "overflow", overflow)}) {
     if (!s.ok()) return s;
   }
+  Napi::Value misses = o.Get("pingMisses");
+  if (misses.IsNumber()) opt.ping_misses = misses.As<Napi::Number>().Int32Value();
   if (overflow == "disconnect") {
     opt.overflow = OverflowPolicy::disconnect;
   } else if (overflow.empty() || overflow == "drop") {

@@ -91,6 +91,7 @@ const HUB_LIMITS = [
   'maxPendingInvokesPerPeer',
   'maxConnections',
   'maxHandshaking',
+  'pingMisses',
 ] as const;
 
 function checkPositive(name: string, v: unknown, allowZero = false): number | undefined {
@@ -166,6 +167,7 @@ export class EventBus {
     checkPositive('maxFrame', options.maxFrame);
     checkPositive('highWaterMark', options.highWaterMark);
     for (const name of HUB_LIMITS) checkPositive(name, options[name]);
+    checkPositive('pingIntervalMs', options.pingIntervalMs, true);
     if (options.decodeLimits !== undefined) {
       if (options.decodeLimits === null || typeof options.decodeLimits !== 'object') {
         throw new InvalidArgumentError(`Expected the "decodeLimits" option to be an object, got ${describe(options.decodeLimits)}`);
@@ -232,6 +234,8 @@ export class EventBus {
             maxPendingInvokesPerPeer: options.maxPendingInvokesPerPeer,
             maxConnections: options.maxConnections,
             maxHandshaking: options.maxHandshaking,
+            pingIntervalMs: options.pingIntervalMs,
+            pingMisses: options.pingMisses,
           },
           () => {},
         );

@@ -81,6 +81,8 @@ export interface NativeHubOptions {
   maxPendingInvokesPerPeer?: number;
   maxConnections?: number;
   maxHandshaking?: number;
+  pingIntervalMs?: number;
+  pingMisses?: number;
 }
 
 export interface NativeHub {

@@ -86,6 +86,16 @@ export interface EventBusOptions {
   /** Hub: connections that have not completed the handshake (64); beyond: closed with E_LIMIT. */
   maxHandshaking?: number;
   /**
+   * Hub: milliseconds between liveness PINGs to every client (5000); 0 turns pings off. A client
+   * answers on its own I/O thread, so a busy JavaScript thread is not silence.
+   */
+  pingIntervalMs?: number;
+  /**
+   * Hub: a client from which nothing arrives for this many ping intervals in a row (2) is declared
+   * dead: disconnected, and the invokes it was serving fail with ConnectionLostError.
+   */
+  pingMisses?: number;
+  /**
    * Decoding what other processes send: containers nested deeper than `maxDepth` (64) or more
    * than `maxNodes` values in one payload (1000000) fail with a CodecError (E_DECODE) instead of
    * reaching a listener or handler. The encoder refuses more than 64 levels whatever is set here.
