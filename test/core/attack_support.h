@@ -20,20 +20,6 @@
 
 namespace switchboard::testing {
 
-// Built with ASan or TSan (the CI's sanitizer lanes, Debug builds): every figure is several times
-// slower, and the timing-based figures are printed but not asserted there.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-inline constexpr bool kSanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-inline constexpr bool kSanitized = true;
-#else
-inline constexpr bool kSanitized = false;
-#endif
-#else
-inline constexpr bool kSanitized = false;
-#endif
-
 // A hand-built frame and where its length fields sit, for the mutation tests.
 struct RawFrame {
   std::string bytes;

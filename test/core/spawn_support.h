@@ -15,23 +15,11 @@
 #include <string>
 #include <vector>
 
+#include "test_support.h"
+
 extern char** environ;
 
 namespace switchboard::testing {
-
-// The sanitizer builds run every process several times slower; long loops scale down there
-// and say so.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-inline constexpr bool kSanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-inline constexpr bool kSanitized = true;
-#else
-inline constexpr bool kSanitized = false;
-#endif
-#else
-inline constexpr bool kSanitized = false;
-#endif
 
 // Open file descriptors of this process.
 inline std::size_t fd_count() {

@@ -31,6 +31,21 @@
 
 namespace switchboard::testing {
 
+// Built with ASan or TSan (the CI's sanitizer lanes, Debug builds): every process runs several
+// times slower, so long loops scale down there and timing figures are printed, not asserted;
+// each test that does so says so in its output.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+inline constexpr bool kSanitized = true;
+#else
+inline constexpr bool kSanitized = false;
+#endif
+#else
+inline constexpr bool kSanitized = false;
+#endif
+
 using namespace std::chrono_literals;
 
 // A fresh 0700 directory under /tmp, removed with everything in it at the end of the test.
