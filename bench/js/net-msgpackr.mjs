@@ -13,11 +13,10 @@
 // codec: 'standard' = Packr({ useRecords: false }) (plain msgpack maps, interoperable like
 // Switchboard's wire); 'records' = Packr({ sequential: true }) (msgpackr's record extension, each
 // shape defined once per stream: faster and smaller, but msgpackr-only and stateful per stream).
-import net from 'node:net';
 import { once } from 'node:events';
 import { Packr, Unpackr } from 'msgpackr';
 import { runRole } from './common.mjs';
-import { Router, Client } from './router.mjs';
+import { Client, connectUnix, serveUnix } from './router.mjs';
 
 const [role, scenario, nArg, codec = 'standard'] = process.argv.slice(2);
 const FLOW_LIMIT = 4 * 1024 * 1024;
@@ -170,36 +169,11 @@ class Conn {
   }
 }
 
-function connect(path) {
-  return new Promise((resolve, reject) => {
-    const s = net.createConnection(path, () => resolve(s));
-    s.once('error', reject);
-  });
-}
-
 const transport = {
-  async serve() {
-    const router = new Router();
-    const onFrame = (...a) => router.onFrame(...a);
-    const server = net.createServer((socket) => {
-      const conn = new Conn(socket, onFrame);
-      router.add(conn);
-      socket.on('error', () => {});
-      socket.on('close', () => router.remove(conn));
-    });
-    const path = `${process.env.BENCH_DIR}/a.sock`;
-    await new Promise((resolve) => server.listen(path, resolve));
-    return {
-      info: { path },
-      emit: (topic, value) => router.emit(topic, value),
-      invoke: (method, req) => router.invoke(method, req),
-      flow: router.flow,
-      stats: () => ({ relayed: router.relayed, framesPerWrite: [...router.links].map((c) => (c.writes ? c.frames / c.writes : 0)) }),
-    };
-  },
+  serve: () => serveUnix((socket, onFrame) => new Conn(socket, onFrame), (router) => ({ framesPerWrite: [...router.links].map((c) => (c.writes ? c.frames / c.writes : 0)) })),
   async join(info) {
     const client = new Client();
-    client.link = new Conn(await connect(info.path), (...a) => client.onFrame(...a));
+    client.link = new Conn(await connectUnix(info.path), (...a) => client.onFrame(...a));
     client.stats = () => ({ framesPerWrite: client.link.writes ? client.link.frames / client.link.writes : 0 });
     return client;
   },

@@ -9,10 +9,9 @@
 // The relay parses each line to read its kind and topic, then forwards the line's text as it
 // came (re-serialising only invokes and results, whose id it rewrites). Writes are coalesced per
 // JavaScript turn, and flow control is the same as net-msgpackr's, so only the codec differs.
-import net from 'node:net';
 import { once } from 'node:events';
 import { runRole } from './common.mjs';
-import { Router, Client } from './router.mjs';
+import { Client, connectUnix, serveUnix } from './router.mjs';
 
 const [role, scenario, nArg] = process.argv.slice(2);
 const FLOW_LIMIT = 4 * 1024 * 1024;
@@ -103,36 +102,11 @@ class Line {
   }
 }
 
-function connect(path) {
-  return new Promise((resolve, reject) => {
-    const s = net.createConnection(path, () => resolve(s));
-    s.once('error', reject);
-  });
-}
-
 const transport = {
-  async serve() {
-    const router = new Router();
-    const onFrame = (...a) => router.onFrame(...a);
-    const server = net.createServer((socket) => {
-      const link = new Line(socket, onFrame);
-      router.add(link);
-      socket.on('error', () => {});
-      socket.on('close', () => router.remove(link));
-    });
-    const path = `${process.env.BENCH_DIR}/a.sock`;
-    await new Promise((resolve) => server.listen(path, resolve));
-    return {
-      info: { path },
-      emit: (topic, value) => router.emit(topic, value),
-      invoke: (method, req) => router.invoke(method, req),
-      flow: router.flow,
-      stats: () => ({ relayed: router.relayed }),
-    };
-  },
+  serve: () => serveUnix((socket, onFrame) => new Line(socket, onFrame)),
   async join(info) {
     const client = new Client();
-    client.link = new Line(await connect(info.path), (...a) => client.onFrame(...a));
+    client.link = new Line(await connectUnix(info.path), (...a) => client.onFrame(...a));
     return client;
   },
 };

@@ -8,6 +8,8 @@
 // forward(frame, id?) queues a received frame, with a new id for invokes; pressure() says the
 // peer's queue is over the flow-control limit; drained() resolves when it is not; pause() and
 // resume() stop and restart reading from the peer (a no-op where the transport cannot).
+import net from 'node:net';
+
 export const K = { event: 1, invoke: 2, result: 3, subscribe: 4, register: 5, ping: 6, pong: 7, error: 8 };
 
 export class Router {
@@ -184,4 +186,37 @@ export class Client {
   emit(topic, value) {
     this.link.send(K.event, 0, topic, value);
   }
+}
+
+/** A connected Unix socket at `path`. */
+export function connectUnix(path) {
+  return new Promise((resolve, reject) => {
+    const s = net.createConnection(path, () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+/**
+ * A transport's serve(): a Router behind a Unix socket server in BENCH_DIR, each connection
+ * wrapped by `makeLink(socket, onFrame)` (the contender's framing). `stats(router)` adds the
+ * contender's own figures.
+ */
+export async function serveUnix(makeLink, stats = () => ({})) {
+  const router = new Router();
+  const onFrame = (...a) => router.onFrame(...a);
+  const server = net.createServer((socket) => {
+    const link = makeLink(socket, onFrame);
+    router.add(link);
+    socket.on('error', () => {});
+    socket.on('close', () => router.remove(link));
+  });
+  const path = `${process.env.BENCH_DIR}/a.sock`;
+  await new Promise((resolve) => server.listen(path, resolve));
+  return {
+    info: { path },
+    emit: (topic, value) => router.emit(topic, value),
+    invoke: (method, req) => router.invoke(method, req),
+    flow: router.flow,
+    stats: () => ({ relayed: router.relayed, ...stats(router) }),
+  };
 }
