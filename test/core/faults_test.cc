@@ -60,7 +60,8 @@ struct TimedClient {
 // that never answers; once the invoke has reached its handler the caller is killed with kill -9.
 // The hub must forget all of it, every time, and hold no descriptor for it.
 TEST(Faults, ACallerKilledMidInvokeAThousandTimesLeavesNoTrace) {
-  const int rounds = kSanitized ? 50 : 1000;
+  const int rounds = (kSanitized ? 50 : 1000) * soak_factor();
+  if (soak_factor() > 1) std::printf("[ soak ] %d rounds\n", rounds);
   if (kSanitized) {
     std::printf(
         "[ scaled ] %d rounds instead of 1000: every spawned process starts several "
@@ -269,7 +270,8 @@ TEST(Faults, AKilledHubSettlesInFlightInvokesAndItsClientsReturnWithTheirSubscri
 // over [50, 100] ms instead of landing together.
 TEST(Faults, AReconnectStormOfSixtyFourClientsGrowsNoFdsAndIsSpreadByJitter) {
   constexpr int kClients = 64;
-  const int restarts = kSanitized ? 8 : 20;
+  const int restarts = (kSanitized ? 8 : 20) * soak_factor();
+  if (soak_factor() > 1) std::printf("[ soak ] %d restarts\n", restarts);
   if (kSanitized) std::printf("[ scaled ] %d restarts instead of 20 under a sanitizer\n", restarts);
   TempDir dir;
   HubOptions opt;

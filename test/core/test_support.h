@@ -46,6 +46,13 @@ inline constexpr bool kSanitized = false;
 inline constexpr bool kSanitized = false;
 #endif
 
+// SWITCHBOARD_SOAK=N runs the long fault loops N times longer (test/soak.sh); 1 in CI.
+inline int soak_factor() {
+  const char* v = std::getenv("SWITCHBOARD_SOAK");
+  int n = v ? std::atoi(v) : 1;
+  return n > 1 ? n : 1;
+}
+
 using namespace std::chrono_literals;
 
 // A fresh 0700 directory under /tmp, removed with everything in it at the end of the test.
