@@ -396,13 +396,9 @@ describe('decoding stays within its limits', T, () => {
     const after = process.memoryUsage();
     assert.ok(after.arrayBuffers - before.arrayBuffers < 1 << 20, `arrayBuffers grew by ${after.arrayBuffers - before.arrayBuffers}`);
     assert.ok(after.rss - before.rss < 64 << 20, `rss grew by ${after.rss - before.rss}`);
-    if (process.env.SWITCHBOARD_SANITIZER === 'address') {
-      // .ci/run's ASan lane preloads ASan into node, which makes every allocation several times
-      // slower (10.6 s measured there): the time is reported, the memory bounds still apply.
-      t.diagnostic(`under ASan: 60000 refusals took ${Math.round(elapsed)} ms (not bounded)`);
-    } else {
-      assert.ok(elapsed < 10_000, `60000 refusals took ${elapsed} ms`);
-    }
+    // No time bound (speed belongs to the bench suite): the memory bounds above are what shows
+    // that no claimed length was allocated. The time is reported.
+    t.diagnostic(`60000 refusals took ${Math.round(elapsed)} ms`);
   });
 });
 
