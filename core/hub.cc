@@ -39,6 +39,17 @@ struct Outgoing {
   }
 };
 
+// What the hub forwards of a frame a peer sent: the same bytes, with the id and sender the hub
+// assigns set in place, and the from-hub flag stripped (a peer cannot pose as the hub; a frame
+// claiming it is encoded afresh without it).
+Envelope forwarded(Envelope& env, std::uint64_t id, std::uint64_t sender) {
+  if (env.flags & kFlagFromHub) env.frame = Slice();
+  set_id(env, id);
+  set_sender(env, sender);
+  env.flags &= ~kFlagFromHub;
+  return std::move(env);
+}
+
 Envelope hub_error(std::uint64_t id, const Status& why) {
   Envelope e;
   e.kind = Kind::error;
@@ -644,13 +655,7 @@ void Hub::Impl::handle(Peer& peer, Envelope& env) {
 
 void Hub::Impl::route_event(Peer& from, Envelope& env) {
   Outgoing msg;
-  // The frame goes out as it came in, with only the sender set in place, unless it claims to
-  // come from the hub (a peer cannot): then it is encoded afresh without that flag.
-  if ((env.flags & kFlagFromHub) || env.id != 0) env.frame = Slice();
-  set_sender(env, from.id);
-  msg.env = std::move(env);
-  msg.env.id = 0;
-  msg.env.flags &= ~kFlagFromHub;
+  msg.env = forwarded(env, 0, from.id);  // an event's id is not forwarded
   router_.subscribers(msg.env.topic, scratch_);
   for (PeerId id : scratch_) {
     if (id == from.id) continue;  // the sender's own listeners are served by its bus locally
@@ -684,13 +689,8 @@ void Hub::Impl::route_invoke(Peer& caller, Envelope& env) {
   caller.calls_out.emplace(env.id, call);
   callee->serving.insert(call);
   invokes_routed_.fetch_add(1, std::memory_order_relaxed);
-  // As for events: the frame goes on as it came, with the call id and the sender set in place.
   Outgoing msg;
-  if (env.flags & kFlagFromHub) env.frame = Slice();
-  set_id(env, call);
-  set_sender(env, caller.id);
-  msg.env = std::move(env);
-  msg.env.flags &= ~kFlagFromHub;
+  msg.env = forwarded(env, call, caller.id);
   send_to(*callee, msg, false);
 }
 
@@ -705,11 +705,7 @@ void Hub::Impl::route_reply(Peer& callee, Envelope& env) {
   if (!caller) return;
   caller->calls_out.erase(call.caller_id);
   Outgoing msg;
-  if (env.flags & kFlagFromHub) env.frame = Slice();  // a handler cannot pose as the hub
-  set_id(env, call.caller_id);
-  set_sender(env, callee.id);
-  msg.env = std::move(env);
-  msg.env.flags &= ~kFlagFromHub;
+  msg.env = forwarded(env, call.caller_id, callee.id);
   send_to(*caller, msg, false);
 }
 
