@@ -9,6 +9,7 @@
 // - Invokes end exactly once: a reply, a remote error, a timeout, an abort, no handler, a lost
 //   connection, or close(). `settle()` is the one place that ends them.
 import { ByteWriter } from './bytes.js';
+import { Deadlines, type DeadlineEntry, type DeadlineList } from './deadlines.js';
 import { beginBatch, CodecError, DEFAULT_DECODE_LIMITS, type DecodeLimits, decode, encodeValue, endBatch } from './codec.js';
 import { detectProcess, type ProcessKind } from './detect.js';
 import {
@@ -36,15 +37,95 @@ export const ENV_TOKEN = 'SWITCHBOARD_TOKEN';
 type AnyListener = (data: any, ctx?: any) => void;
 type Handler = (req: any, ctx: any) => unknown;
 
-interface PendingInvoke {
-  name: string;
-  resolve: (value: any) => void;
-  reject: (error: unknown) => void;
-  timer: ReturnType<typeof setTimeout> | undefined;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
-  /** The caller's stack, formatted only if a RemoteError needs it (formatting costs µs per call). */
-  site: Error;
+/** An invoke sent to another process and not yet ended; its own node in the deadline lists. */
+class PendingInvoke implements DeadlineEntry {
+  onAbort: (() => void) | undefined = undefined;
+  deadline = 0;
+  seq = 0;
+  list: DeadlineList | undefined = undefined;
+  prevDue: DeadlineEntry | undefined = undefined;
+  nextDue: DeadlineEntry | undefined = undefined;
+  constructor(
+    readonly id: number,
+    readonly name: string,
+    readonly timeout: number,
+    readonly resolve: (value: any) => void,
+    readonly reject: (error: unknown) => void,
+    readonly signal: AbortSignal | undefined,
+  ) {}
+}
+
+/**
+ * A handler threw or rejected in another process. The pending invoke is rejected with this, and
+ * `withCallSite` turns it into the RemoteError the caller sees (see there).
+ */
+class RemoteFailure {
+  constructor(
+    readonly remote: PeerInfo,
+    readonly original: unknown,
+    readonly name: string,
+  ) {}
+}
+
+/**
+ * Where was the failed invoke called? A stack captured in invoke() itself costs 3–6 µs per call
+ * on this machine even at Error.stackTraceLimit = 1 (V8's capture, not the formatting), a third
+ * of the caller's JavaScript time per call in S3, for the rare call that fails remotely. So it is
+ * captured when the failure is known, in this rejection handler of the promise that invoke()
+ * returns: V8's async stack traces then give the code that awaits the call (`at async <fn>`
+ * frames, through await, .then chains and Promise.all/race), which costs nothing until used.
+ * What it cannot show is a synchronous caller that nobody awaits (see docs/API.md, RemoteError).
+ */
+function withCallSite(failure: unknown): never {
+  throw failure instanceof RemoteFailure ? remoteError(failure, withCallSite) : failure;
+}
+
+/** `below`: the library's own function that asks; it and the frames above it are left out. */
+function remoteError(failure: RemoteFailure, below: Function): RemoteError {
+  const site: { stack?: string } = {};
+  Error.captureStackTrace(site, below);
+  return new RemoteError(failure.remote, failure.original, failure.name, site.stack);
+}
+
+/** Aborts a served call's signal (made now, or when the handler first reads it). */
+let abortServed: (ctx: ServeContext, reason: unknown) => void;
+
+/**
+ * `ctx` of one served call. Its `signal` is made on first read: an AbortController per call was
+ * the callee's largest cost in S3 (~5 µs, plus the garbage collector's share), and most
+ * handlers never look at it. A call cancelled before anyone read the signal hands out one that
+ * is already aborted, with the same reason.
+ */
+class ServeContext {
+  #controller: AbortController | undefined = undefined;
+  #aborted = false;
+  #reason: unknown = undefined;
+  constructor(
+    readonly sender: PeerInfo,
+    readonly name: string,
+  ) {}
+
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#aborted) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
+  }
+
+  static {
+    abortServed = (ctx, reason) => {
+      if (ctx.#aborted) return;
+      ctx.#aborted = true;
+      ctx.#reason = reason;
+      ctx.#controller?.abort(reason);
+    };
+  }
+}
+
+/** A value that a promise would wait for (what `await` and Promise.resolve treat as a thenable). */
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function';
 }
 
 const DEFAULT_TIMEOUT = 30_000;
@@ -136,8 +217,16 @@ export class EventBus {
   #connectionListeners = new Set<(ev: any) => void>();
   #errorListeners = new Set<(err: Error) => void>();
   #handlers = new Map<string, Handler>();
-  #serving = new Map<number, AbortController>();
+  // Served calls whose handler has not answered yet (it returned a promise); a handler that
+  // answers synchronously is never entered here, but close() from inside it still aborts its
+  // signal through #servingNow.
+  #serving = new Map<number, ServeContext>();
+  #servingNow: ServeContext | undefined;
   #pending = new Map<number, PendingInvoke>();
+  #deadlines = new Deadlines<PendingInvoke>((p) => {
+    this.#cancel(p.id);
+    this.#settle(p.id, undefined, new TimeoutError(`invoke('${p.name}') got no reply within ${p.timeout} ms`));
+  });
   #localCalls = new Set<{ fail: (err: unknown) => void; controller: AbortController }>();
   #nextId = 1;
   #peers = new Map<number, PeerInfo>();
@@ -290,9 +379,9 @@ export class EventBus {
     for (const [id] of this.#pending) {
       this.#settle(id, undefined, new ClosedError('the bus was closed before the reply arrived'));
     }
+    this.#deadlines.stop();
     for (const call of this.#localCalls) call.fail(new ClosedError('the bus was closed before the reply arrived'));
-    for (const controller of this.#serving.values()) controller.abort(new ClosedError('the bus was closed'));
-    this.#serving.clear();
+    this.#abortServing(new ClosedError('the bus was closed'));
     this.#port.close();
     this.#hub?.close();
     this.#setState('closed', '', '');
@@ -464,7 +553,6 @@ export class EventBus {
     if (local) return this.#invokeLocally(name, local, req, timeout, signal);
 
     const id = this.#nextId++;
-    const site = new Error();
     return new Promise((resolve, reject) => {
       try {
         this.#writeQueued(Kind.invoke, id, name, req, "invoke('%s') request");
@@ -473,14 +561,8 @@ export class EventBus {
         return;
       }
       this.#stats.sent++;
-      const pending: PendingInvoke = { name, resolve, reject, timer: undefined, signal, onAbort: undefined, site };
-      if (timeout > 0) {
-        pending.timer = setTimeout(() => {
-          this.#cancel(id);
-          this.#settle(id, undefined, new TimeoutError(`invoke('${name}') got no reply within ${timeout} ms`));
-        }, timeout);
-        pending.timer.unref?.();
-      }
+      const pending = new PendingInvoke(id, name, timeout, resolve, reject, signal);
+      if (timeout > 0) this.#deadlines.add(pending, timeout);
       if (signal) {
         pending.onAbort = () => {
           this.#cancel(id);
@@ -489,8 +571,8 @@ export class EventBus {
         signal.addEventListener('abort', pending.onAbort, { once: true });
       }
       this.#pending.set(id, pending);
-      this.#updateRef();
-    });
+      if (this.#pending.size === 1) this.#updateRef();
+    }).then(undefined, withCallSite);
   }
 
   /**
@@ -501,7 +583,6 @@ export class EventBus {
     const controller = new AbortController();
     const copy = decode(encodeOne(req, `invoke('${name}') request`));
     const ctx = { sender: this.#self, name, signal: controller.signal };
-    const site = new Error();
     let fail!: (err: unknown) => void;
     const ended = new Promise<never>((_, reject) => (fail = reject));
     const local = { fail, controller };
@@ -519,13 +600,15 @@ export class EventBus {
       .then(() => handler(copy, ctx))
       .then((v) => decode(encodeOne(v, `result of '${name}'`)))
       .catch((err) => {
-        throw new RemoteError(this.#self, decode(encodeOne(err, 'error')), name, site.stack);
+        throw new RemoteFailure(this.#self, decode(encodeOne(err, 'error')), name);
       });
     try {
       return await Promise.race([work, ended]);
     } catch (err) {
-      controller.abort(err);
-      throw err;
+      // Made here, in this async function, for the same call-site frames as a remote call's.
+      const error = err instanceof RemoteFailure ? remoteError(err, this.#invokeLocally) : err;
+      controller.abort(error);
+      throw error;
     } finally {
       this.#localCalls.delete(local);
       this.#updateRef();
@@ -541,11 +624,14 @@ export class EventBus {
   /** Ends invoke `id` once; later calls for the same id do nothing. */
   #settle(id: number, value: unknown, error?: unknown): void {
     const p = this.#pending.get(id);
-    if (!p) return;
-    this.#pending.delete(id);
-    if (p.timer) clearTimeout(p.timer);
-    if (p.signal && p.onAbort) p.signal.removeEventListener('abort', p.onAbort);
-    this.#updateRef();
+    if (p) this.#settlePending(p, value, error);
+  }
+
+  #settlePending(p: PendingInvoke, value: unknown, error?: unknown): void {
+    this.#pending.delete(p.id);
+    this.#deadlines.remove(p);
+    if (p.onAbort) p.signal!.removeEventListener('abort', p.onAbort);
+    if (this.#pending.size === 0) this.#updateRef();
     if (error !== undefined) p.reject(error);
     else p.resolve(value);
   }
@@ -646,17 +732,19 @@ export class EventBus {
       case Kind.invoke:
         this.#serve(env);
         break;
-      case Kind.result:
-        if (this.#pending.has(env.id)) this.#settle(env.id, this.#decodePayload(env, 'result', this.#pending.get(env.id)!.name));
+      case Kind.result: {
+        const p = this.#pending.get(env.id);
+        if (p) this.#settlePending(p, this.#decodePayload(env, 'result', p.name));
         break;
+      }
       case Kind.error:
         this.#onError(env);
         break;
       case Kind.cancel: {
-        const controller = this.#serving.get(env.id);
-        if (controller) {
+        const ctx = this.#serving.get(env.id);
+        if (ctx) {
           this.#serving.delete(env.id);
-          controller.abort(new AbortError('the caller cancelled the invoke'));
+          abortServed(ctx, new AbortError('the caller cancelled the invoke'));
         }
         break;
       }
@@ -744,7 +832,7 @@ export class EventBus {
     } catch (err) {
       original = err;
     }
-    this.#settle(env.id, undefined, new RemoteError(this.#peer(env.sender), original, p.name, p.site.stack));
+    this.#settle(env.id, undefined, new RemoteFailure(this.#peer(env.sender), original, p.name));
   }
 
   #serve(env: Envelope): void {
@@ -755,22 +843,44 @@ export class EventBus {
       this.#write(Kind.error, id, 'E_NO_HANDLER', 0, `'${env.topic}' is no longer served by the process it was sent to`, 'error');
       return;
     }
-    const controller = new AbortController();
-    this.#serving.set(id, controller);
-    const ctx = { sender: this.#peer(env.sender), name: env.topic, signal: controller.signal };
+    const ctx = new ServeContext(this.#peer(env.sender), env.topic);
     this.#stats.served++;
-    new Promise<unknown>((resolve) => resolve(handler(this.#decodePayload(env, 'request', env.topic), ctx)))
-      .then(
-        (value) => this.#finishServing(id, controller, Kind.result, value),
-        (err) => this.#finishServing(id, controller, Kind.error, err),
-      );
+    // A plain return value is answered at once; only a thenable waits for a promise round.
+    let result: unknown;
+    const outer = this.#servingNow;
+    this.#servingNow = ctx;
+    try {
+      result = handler(this.#decodePayload(env, 'request', env.topic), ctx);
+      if (isThenable(result)) {
+        this.#serving.set(id, ctx);
+        Promise.resolve(result).then(
+          (value) => this.#finishServing(id, ctx, Kind.result, value),
+          (err) => this.#finishServing(id, ctx, Kind.error, err),
+        );
+        return;
+      }
+    } catch (err) {
+      // The handler threw, its request could not be decoded, or its result's `then` getter threw.
+      if (!this.#closed) this.#reply(Kind.error, id, err);
+      return;
+    } finally {
+      this.#servingNow = outer;
+    }
+    if (!this.#closed) this.#reply(Kind.result, id, result);
   }
 
-  #finishServing(id: number, controller: AbortController, kind: number, value: unknown): void {
-    if (this.#serving.get(id) !== controller) return; // cancelled, or the bus closed
+  #finishServing(id: number, ctx: ServeContext, kind: number, value: unknown): void {
+    if (this.#serving.get(id) !== ctx) return; // cancelled, or the bus closed
     this.#serving.delete(id);
     if (this.#closed) return;
     this.#reply(kind, id, value);
+  }
+
+  /** close() or a lost connection: every handler still running has its signal aborted. */
+  #abortServing(reason: unknown): void {
+    for (const ctx of this.#serving.values()) abortServed(ctx, reason);
+    this.#serving.clear();
+    if (this.#servingNow) abortServed(this.#servingNow, reason);
   }
 
   #reply(kind: number, id: number, value: unknown): void {
@@ -831,9 +941,9 @@ export class EventBus {
       this.#closed = true;
       for (const w of this.#readyWaiters.splice(0)) w.reject(error);
       for (const [id] of this.#pending) this.#settle(id, undefined, new ConnectionLostError(error.message));
+      this.#deadlines.stop();
       for (const call of this.#localCalls) call.fail(new ConnectionLostError(error.message));
-      for (const controller of this.#serving.values()) controller.abort(error);
-      this.#serving.clear();
+      this.#abortServing(error);
       this.#setState('closed', code, message);
       this.#port.close(); // safe here: the I/O thread never waits for this thread
       this.#hub?.close();

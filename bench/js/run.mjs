@@ -5,7 +5,7 @@
 //   npm run bench -- --quick               smoke run (~1–2 min): small N, 1 repetition
 //   node bench/js/run.mjs [--reps N] [--only key,key] [--scenarios s1,s5b] [--name NAME]
 //                         [--events N] [--calls N] [--hwm BYTES] [--no-limit]
-//   node bench/js/run.mjs --profile [--contender KEY]       S1 under --cpu-prof (JS self time)
+//   node bench/js/run.mjs --profile [--scenario s3] [--contender KEY]   under --cpu-prof (JS self time)
 //   node bench/js/run.mjs --perf [--scenario s2] [--contender KEY]   under `perf record`
 //
 // Scenarios (docs/PERFORMANCE.md, "Benchmark suite", says exactly what each measures):
@@ -450,47 +450,89 @@ const profiled = () => CONTENDERS.find((c) => c.key === option('--contender', 's
 
 // --- Profile mode -----------------------------------------------------------------------------------
 
-function topSelf(file, limit = 12) {
+/**
+ * Self time per function of one --cpu-prof profile. With `window` ([from, to] in µs of the
+ * monotonic clock that process.hrtime and V8's profiler share), only samples inside it count, so
+ * start-up and teardown stay out of per-item figures; `busyMs` is the sampled time that is not
+ * `(idle)`, i.e. the JavaScript thread's CPU (JS, GC, and native code called from JS).
+ */
+function topSelf(file, limit = 12, window = null) {
   const prof = JSON.parse(readFileSync(file, 'utf8'));
   const byId = new Map(prof.nodes.map((n) => [n.id, n]));
   const self = new Map();
   const dt = prof.timeDeltas;
   let total = 0;
+  let idle = 0;
+  let t = prof.startTime;
   for (let i = 0; i < prof.samples.length; i++) {
+    const d = dt[i] ?? 0;
+    t += d;
+    if (window && (t < window[0] || t > window[1])) continue;
     const n = byId.get(prof.samples[i]);
     const f = n.callFrame;
     const key = `${f.functionName || '(anonymous)'} ${f.url ? path.basename(f.url) + ':' + (f.lineNumber + 1) : ''}`.trim();
-    const d = dt[i] ?? 0;
     total += d;
+    if (f.functionName === '(idle)') idle += d;
     self.set(key, (self.get(key) ?? 0) + d);
   }
   return {
     totalMs: total / 1000,
+    busyMs: (total - idle) / 1000,
     top: [...self.entries()]
       .sort((x, y) => y[1] - x[1])
       .slice(0, limit)
-      .map(([k, v]) => ({ fn: k, ms: +(v / 1000).toFixed(1), pct: +((100 * v) / total).toFixed(1) })),
+      .map(([k, v]) => ({ fn: k, ms: +(v / 1000).toFixed(1), pct: +((100 * v) / total).toFixed(1), us: v })),
   };
 }
 
+/**
+ * One run of `--scenario` (S1 by default; S2 and S3 profile the caller A and the callee B) under
+ * --cpu-prof. Self time counts only the measured phase (from 'go' to the last reply or receipt);
+ * "per item" divides by the events, or by the calls including the warm-up ones.
+ */
 async function runProfile() {
   const out = path.join(root, 'bench', 'results', 'profiles');
   rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
+  const scenario = option('--scenario', 's1');
+  if (!SCENARIO[scenario]) throw new Error(`unknown scenario '${scenario}' (known: ${ALL.join(', ')})`);
   const roles = new Map();
-  const r = await runOnce(profiled(), 's1', ['--cpu-prof', `--cpu-prof-dir=${out}`, '--cpu-prof-interval=200'], {
-    beforeGo: async (children) => children.forEach((c) => roles.set(c.pid, c.role)),
+  const usNow = () => Number(hrnow() / 1000n);
+  const window = [0, 0];
+  const r = await runOnce(profiled(), scenario, ['--cpu-prof', `--cpu-prof-dir=${out}`, '--cpu-prof-interval=200'], {
+    beforeGo: async (children) => {
+      children.forEach((c) => roles.set(c.pid, c.role));
+      window[0] = usNow();
+    },
+    afterDone: async () => {
+      window[1] = usNow();
+    },
   });
-  console.log(
-    `S1 under --cpu-prof (${config.events} events): ${fmtInt(r.rate)} events/s (${fmtInt(r.rateAtB)} first to last at B), ` +
-      `${r.framesPerBatchAtB.toFixed(1)} events per JS batch at B, A frames/writev ${r.framesPerWriteA?.toFixed(1)}`,
-  );
+  const items = scenario === 's2' || scenario === 's3' ? config.n[scenario] + config.warmup : Math.max(1, r.received ?? config.n[scenario]);
+  const unit = scenario === 's2' || scenario === 's3' ? 'call' : 'event';
+  if (scenario === 's2') console.log(`S2 under --cpu-prof (${config.n.s2} calls): p50 ${fmtUs(r.p50)} µs, p99 ${fmtUs(r.p99)} µs`);
+  else if (scenario === 's3') console.log(`S3 under --cpu-prof (${config.n.s3} calls, 64 in flight): ${fmtInt(r.rate)} calls/s`);
+  else {
+    console.log(
+      `${scenario.toUpperCase()} under --cpu-prof (${config.n[scenario]} events): ${fmtInt(r.rate)} events/s (${fmtInt(r.rateAtB)} first to last at B), ` +
+        `${r.framesPerBatchAtB.toFixed(1)} events per JS batch at B, A frames/writev ${r.framesPerWriteA?.toFixed(1)}`,
+    );
+  }
+  const cpuOf = (role) => r[`cpuUs${role === 'hub' ? 'Hub' : role.charAt(0).toUpperCase()}`];
   await new Promise((resolve) => setTimeout(resolve, 500));
   for (const f of readdirSync(out).filter((x) => x.endsWith('.cpuprofile'))) {
     const pid = Number(f.split('.')[3]);
-    const { totalMs, top } = topSelf(path.join(out, f));
-    console.log(`\n${roles.get(pid) ?? '?'} (${f}): ${totalMs.toFixed(0)} ms sampled, self time`);
-    for (const t of top) console.log(`  ${String(t.pct).padStart(5)}%  ${String(t.ms).padStart(8)} ms  ${t.fn}`);
+    const role = roles.get(pid) ?? '?';
+    const { totalMs, busyMs, top } = topSelf(path.join(out, f), 14, window);
+    const cpu = cpuOf(role);
+    console.log(
+      `\n${role} (${f}): ${totalMs.toFixed(0)} ms sampled in the measured phase, JS thread busy ${busyMs.toFixed(0)} ms = ` +
+        `${((busyMs * 1000) / items).toFixed(2)} µs per ${unit}` +
+        (cpu !== undefined ? ` (process CPU, all threads, from getrusage: ${cpu.toFixed(2)} µs per ${unit})` : ''),
+    );
+    for (const t of top) {
+      console.log(`  ${String(t.pct).padStart(5)}%  ${String(t.ms).padStart(8)} ms  ${(t.us / items).toFixed(3).padStart(7)} µs/${unit}  ${t.fn}`);
+    }
   }
   console.log(`\nprofiles: ${path.relative(process.cwd(), out)} (open in Chrome DevTools › Performance)`);
 }
