@@ -13,6 +13,9 @@
 // long as the current turn has run, so the timer may fire early: the entries that are not yet
 // due wait for the next arming.
 
+/** The longest delay setTimeout accepts (2^31 - 1 ms, about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** What the scheduler needs of an entry; the entry is its own list node. */
 export interface DeadlineEntry {
   deadline: number;
@@ -84,8 +87,10 @@ export class Deadlines<T extends DeadlineEntry> {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#armedFor = deadline;
     // At least 1 ms: Node.js would round 0 up to 1 anyway, and ceil keeps the wake-up at or after
-    // the deadline by the event loop's clock.
-    this.#timer = setTimeout(this.#fire, Math.max(1, Math.ceil(deadline - performance.now())));
+    // the deadline by the event loop's clock. At most what setTimeout takes (beyond it Node.js
+    // warns and waits 1 ms): a longer timeout takes several armings.
+    const ms = Math.min(MAX_TIMER_MS, Math.max(1, Math.ceil(deadline - performance.now())));
+    this.#timer = setTimeout(this.#fire, ms);
     this.#timer.unref?.();
   }
 

@@ -137,6 +137,26 @@ function runMain() {
       assert.equal(await deadline(5_000, 'the patient call', patient), 'done');
     });
 
+    it('a timeout longer than setTimeout takes (2^31 ms) neither ends the call early nor warns', { timeout: 20_000 }, async () => {
+      const warnings = [];
+      const onWarning = (w) => warnings.push(w.name);
+      process.on('warning', onWarning);
+      try {
+        const long = client.invoke('hub:hold', { id: 'long' }, { timeout: 2 ** 31 + 1000 });
+        // A later, shorter call re-arms the shared timer below the long one and ends first.
+        await assert.rejects(deadline(5_000, 'the short call', client.invoke('hub:hold', { id: 'short' }, { timeout: 100 })), TimeoutError);
+        await deadline(5_000, 'the long call to reach the handler', reached('long'));
+        assert.equal(client.stats().invokes.pending, 1, 'the long call is still pending');
+        held.get('long')('still here');
+        assert.equal(await deadline(5_000, 'the long call', long), 'still here');
+        // Warnings are emitted on the next tick.
+        await new Promise((resolve) => setImmediate(resolve));
+        assert.deepEqual(warnings.filter((name) => name === 'TimeoutOverflowWarning'), []);
+      } finally {
+        process.off('warning', onWarning);
+      }
+    });
+
     it('an answered call with a long timeout does not keep its process alive (the shared timer is unref\'d)', { timeout: 20_000 }, async () => {
       const child = forkRole(thisFile, 'quick-caller', hub.childEnv());
       children.push(child);
