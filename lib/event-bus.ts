@@ -129,6 +129,8 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
 }
 
 const DEFAULT_TIMEOUT = 30_000;
+const NO_OPTIONS = Object.freeze({});
+const RESOLVED = Promise.resolve();
 const DEFAULT_OFFLINE_FRAMES = 10_000;
 const RESERVED = new Set(['connection', 'error']);
 
@@ -529,7 +531,7 @@ export class EventBus {
     };
   }
 
-  invoke(name: string, req?: unknown, options: { timeout?: number; signal?: AbortSignal } = {}): Promise<any> {
+  invoke(name: string, req?: unknown, options: { timeout?: number; signal?: AbortSignal } = NO_OPTIONS): Promise<any> {
     try {
       this.#assertOpen();
       checkName('handler name', name);
@@ -652,9 +654,13 @@ export class EventBus {
     }
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      queueMicrotask(() => this.#flush());
+      // A reaction of a settled promise, not queueMicrotask(): the same queue, but Node.js's
+      // queueMicrotask makes an AsyncResource per call (~150 ns more per flush here).
+      RESOLVED.then(this.#flushBound);
     }
   }
+
+  readonly #flushBound = (): void => this.#flush();
 
   #flush(): void {
     this.#flushScheduled = false;
