@@ -415,7 +415,8 @@ export class EventBus {
         sent: this.#stats.sent,
         pending: this.#pending.size,
         served: this.#stats.served,
-        serving: this.#serving.size,
+        // A handler running right now (stats() from inside it) is not in #serving yet.
+        serving: this.#serving.size + (this.#servingNow ? 1 : 0),
       },
       subscriptions,
       handlers: this.#handlers.size,
