@@ -1,5 +1,6 @@
 #include "port_handle.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -41,7 +42,11 @@ bool can_hand_over(const Envelope& e) {
   if (f.size < kPooledFrame || !f.owner) return false;
   if (f.data != f.owner->data() || f.size != f.owner->size()) return false;
   long ours = 1 + (e.payload.owner == f.owner ? 1 : 0);
-  return f.owner.use_count() == ours;
+  if (f.owner.use_count() != ours) return false;
+  // Pairs with the release of the last other owner's reference (another thread may have read the
+  // bytes just before dropping it): JavaScript's writes come after those reads.
+  std::atomic_thread_fence(std::memory_order_acquire);
+  return true;
 }
 
 void release_frame(napi_env /*env*/, void* /*data*/, void* hint) {
