@@ -1,8 +1,13 @@
 #include "port_handle.h"
 
+#include <atomic>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
+#include <string_view>
 
+#include "block_pool.h"
 #include "bytes.h"
 #include "errors.h"
 #include "frame.h"
@@ -11,6 +16,87 @@
 namespace switchboard::addon {
 
 // --- JavaScript-bound delivery -----------------------------------------------------------------
+
+namespace {
+
+// SWITCHBOARD_EXTERNAL_BUFFERS=0 makes this process copy every frame, as it must where the
+// runtime refuses external buffers (Electron's V8 memory cage): the tests use it to run the
+// fallback under plain Node.js, and a user can use it to rule the hand-over out.
+bool external_buffers_allowed() {
+  static const bool allowed = [] {
+    const char* v = std::getenv("SWITCHBOARD_EXTERNAL_BUFFERS");
+    return v == nullptr || std::string_view(v) != "0";
+  }();
+  return allowed;
+}
+
+using Batch = std::vector<Envelope>;
+
+// A frame that arrived in a buffer of its own (frame.h: from kPooledFrame on) and that nothing
+// else holds any more can become a JavaScript Buffer as it is. Nothing else can take a new
+// reference to it meanwhile (that needs one of ours), so a count that matches only this
+// envelope's own references is final: JavaScript gets the bytes to itself, and its writes to them
+// reach no one else. Frames shared with another consumer (a hub's fan-out) are copied.
+bool can_hand_over(const Envelope& e) {
+  const Slice& f = e.frame;
+  if (f.size < kPooledFrame || !f.owner) return false;
+  if (f.data != f.owner->data() || f.size != f.owner->size()) return false;
+  long ours = 1 + (e.payload.owner == f.owner ? 1 : 0);
+  if (f.owner.use_count() != ours) return false;
+  // Pairs with the release of the last other owner's reference (another thread may have read the
+  // bytes just before dropping it): JavaScript's writes come after those reads.
+  std::atomic_thread_fence(std::memory_order_acquire);
+  return true;
+}
+
+void release_frame(napi_env /*env*/, void* /*data*/, void* hint) {
+  std::unique_ptr<SharedBuffer> reclaim(static_cast<SharedBuffer*>(hint));
+}
+
+// The frame's bytes as a JavaScript Buffer: its own memory where the runtime allows external
+// buffers, else a copy. The envelope gives up its bytes either way.
+napi_value hand_over(napi_env env, Envelope& e) {
+  auto holder = std::make_unique<SharedBuffer>(std::move(e.frame.owner));
+  e.frame = Slice();
+  e.payload = Slice();
+  const Buffer& bytes = **holder;
+  napi_value buffer = nullptr;
+  // The Buffer object was created by us and is never read as const again: JavaScript owns it
+  // now, so handing out write access is sound.
+  auto* data = const_cast<std::uint8_t*>(bytes.data());
+  // With SWITCHBOARD_EXTERNAL_BUFFERS=0 the refusal is simulated: the same path as Electron's.
+  napi_status status = external_buffers_allowed()
+                           ? napi_create_external_buffer(env, bytes.size(), data, release_frame,
+                                                         holder.get(), &buffer)
+                           : napi_no_external_buffers_allowed;
+  if (status == napi_ok) {
+    (void)holder.release();  // released by release_frame when JavaScript drops the Buffer
+    return buffer;
+  }
+  // napi_no_external_buffers_allowed (Electron's memory cage) or any other failure: a copy.
+  std::uint8_t* out = nullptr;
+  napi_value copy = raw::bytes(env, bytes.size(), out);
+  if (copy != nullptr) std::memcpy(out, bytes.data(), bytes.size());
+  return copy;
+}
+
+// Where delivery has got to in a run of batches: item `item`, envelope `at`.
+struct Cursor {
+  std::size_t item;
+  std::size_t at;
+};
+
+// Drops what was delivered of a batch that JavaScript left half-way (a listener threw), so that
+// the retry starts with the first envelope not yet delivered.
+void trim_delivered(std::vector<PortSink::Item>& items, Cursor c, std::size_t& done) {
+  done = c.item;
+  if (c.item < items.size() && c.at > 0) {
+    Batch& batch = std::get<Batch>(items[c.item]);
+    batch.erase(batch.begin(), batch.begin() + static_cast<std::ptrdiff_t>(c.at));
+  }
+}
+
+}  // namespace
 
 bool PortSink::deliver(Napi::Env env, Delivery<PortSink>& delivery, std::vector<Item>& items,
                        std::size_t& done) {
@@ -28,39 +114,82 @@ bool PortSink::deliver(Napi::Env env, Delivery<PortSink>& delivery, std::vector<
       if (called == raw::Called::threw) return false;
       continue;
     }
-    // A run of batches becomes one buffer of whole frames: one copy of each frame (a frame
-    // that came off the wire is copied as it is, see Envelope::frame).
     std::size_t end = done;
-    std::size_t bound = 0;
-    while (end < items.size()) {
-      auto* batch = std::get_if<std::vector<Envelope>>(&items[end]);
-      if (batch == nullptr) break;
-      for (const Envelope& e : *batch) bound += frame_size_bound(e);
-      ++end;
-    }
-    std::uint8_t* out = nullptr;
-    napi_value whole = raw::bytes(env, bound, out);
-    if (whole == nullptr) return false;
-    std::size_t used = 0;
-    for (std::size_t i = done; i < end; ++i) {
-      for (const Envelope& e : std::get<std::vector<Envelope>>(items[i])) {
-        used += encode_frame_into(e, out + used);
+    while (end < items.size() && std::holds_alternative<Batch>(items[end])) ++end;
+    // A run of batches reaches JavaScript in order as buffers of whole frames: the frames between
+    // two hand-overs are copied into one buffer (one copy each, as they came off the wire, see
+    // Envelope::frame); a frame handed over goes in a call of its own, without a copy.
+    Cursor from{done, 0};
+    while (from.item < end) {
+      Cursor to = from;
+      std::size_t bound = 0;
+      while (to.item < end) {
+        const Batch& batch = std::get<Batch>(items[to.item]);
+        while (to.at < batch.size() && !can_hand_over(batch[to.at])) {
+          bound += frame_size_bound(batch[to.at]);
+          ++to.at;
+        }
+        if (to.at < batch.size()) break;
+        ++to.item;
+        to.at = 0;
       }
-    }
-    // A view of exactly the bytes written (the bound is an upper limit).
-    napi_value frames = whole;
-    if (used != bound) {
-      napi_value buffer = nullptr;
-      if (napi_get_typedarray_info(env, whole, nullptr, nullptr, nullptr, &buffer, nullptr) !=
-              napi_ok ||
-          napi_create_typedarray(env, napi_uint8_array, used, buffer, 0, &frames) != napi_ok) {
+      if (bound == 0) {
+        from = to;  // nothing to copy (or only empty batches) before the next hand-over
+      } else {
+        std::uint8_t* out = nullptr;
+        napi_value whole = raw::bytes(env, bound, out);
+        if (whole == nullptr) {
+          trim_delivered(items, from, done);
+          return false;
+        }
+        std::size_t used = 0;
+        for (Cursor c = from; c.item < to.item || (c.item == to.item && c.at < to.at);) {
+          const Batch& batch = std::get<Batch>(items[c.item]);
+          if (c.at < batch.size()) used += encode_frame_into(batch[c.at++], out + used);
+          if (c.at >= batch.size()) {
+            ++c.item;
+            c.at = 0;
+          }
+        }
+        // A view of exactly the bytes written (the bound is an upper limit).
+        napi_value frames = whole;
+        if (used != bound) {
+          napi_value buffer = nullptr;
+          if (napi_get_typedarray_info(env, whole, nullptr, nullptr, nullptr, &buffer, nullptr) !=
+                  napi_ok ||
+              napi_create_typedarray(env, napi_uint8_array, used, buffer, 0, &frames) != napi_ok) {
+            trim_delivered(items, from, done);
+            return false;
+          }
+        }
+        raw::Called called = raw::call(env, sink.on_frames, {frames});
+        if (called == raw::Called::not_run) {
+          trim_delivered(items, from, done);
+          return false;
+        }
+        from = to;
+        if (called == raw::Called::threw) {
+          trim_delivered(items, from, done);
+          return false;
+        }
+      }
+      if (from.item >= end) break;
+      // `from` is at a frame to hand over.
+      napi_value frame = hand_over(env, std::get<Batch>(items[from.item])[from.at]);
+      raw::Called called =
+          frame == nullptr ? raw::Called::not_run : raw::call(env, sink.on_frames, {frame});
+      // Its bytes are gone from the envelope whatever happened: count it as delivered.
+      ++from.at;
+      if (from.at >= std::get<Batch>(items[from.item]).size()) {
+        ++from.item;
+        from.at = 0;
+      }
+      if (called != raw::Called::ok) {
+        trim_delivered(items, from, done);
         return false;
       }
     }
-    raw::Called called = raw::call(env, sink.on_frames, {frames});
-    if (called == raw::Called::not_run) return false;
     done = end;
-    if (called == raw::Called::threw) return false;
   }
   return true;
 }
@@ -165,8 +294,11 @@ Napi::Value PortHandle::submit(const Napi::CallbackInfo& info) {
         static_cast<const std::uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
     std::size_t size = array.ByteLength();
     // One copy per batch: the core keeps the bytes after this call returns, and the JavaScript
-    // buffer may be reused or moved by the garbage collector.
-    auto owner = std::make_shared<Buffer>(data, size);
+    // buffer may be reused or moved by the garbage collector. A bulk batch is copied into a
+    // recycled block (core/block_pool.h): fresh pages cost more than the copy itself.
+    auto owner = std::make_shared<Buffer>();
+    if (size >= BlockPool::kMinBlock) owner->reserve_pooled(size, size + size / 4);
+    owner->append(data, size);
     // Count the frames first: growing the vector would move every envelope again.
     std::size_t count = 0;
     for (std::size_t at = 0; size - at >= kFrameHeaderSize;) {

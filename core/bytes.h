@@ -15,9 +15,9 @@
 
 namespace switchboard {
 
-// A growable byte array on malloc/realloc. Large blocks live in their own mappings on glibc, so
-// growing them by a bounded chunk is an mremap rather than a copy: the frame decoder can grow a
-// body as bytes arrive without ever reserving the length a peer merely claims.
+// A growable byte array on malloc/realloc, or on a recycled block of the BlockPool
+// (block_pool.h) for the bulk path: reserve_pooled() moves the bytes into a pooled block, and the
+// block goes back to the pool when the Buffer is destroyed, on whichever thread that happens.
 class Buffer {
  public:
   Buffer() = default;
@@ -39,13 +39,21 @@ class Buffer {
   // when growing). Aborts on out-of-memory like operator new would.
   void resize(std::size_t size);
   void reserve(std::size_t capacity);
+  // Moves the bytes into a pooled block of at least `min` bytes, at most `max` if a recycled
+  // block fits (for a caller that bounds what it reserves). No-op when `min` <= capacity().
+  // From then on the Buffer stays on pooled blocks: growing it again copies into another one.
+  void reserve_pooled(std::size_t min, std::size_t max);
+  bool pooled() const { return data_.get_deleter().mapped != 0; }
   void append(const void* data, std::size_t size);
 
   std::span<const std::uint8_t> bytes() const { return {data(), size_}; }
 
  private:
   struct Free {
-    void operator()(std::uint8_t* p) const { std::free(p); }
+    Free() noexcept : mapped(0) {}
+    explicit Free(std::size_t pooled_size) noexcept : mapped(pooled_size) {}
+    std::size_t mapped;  // non-zero: a BlockPool block of this size
+    void operator()(std::uint8_t* p) const;
   };
   std::unique_ptr<std::uint8_t, Free> data_;
   std::size_t size_ = 0;

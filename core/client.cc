@@ -227,12 +227,15 @@ void Client::Impl::on_frames(std::vector<Slice>& frames) {
   std::vector<Envelope> batch;
   batch.reserve(frames.size());
   std::optional<Status> goaway;
-  for (const Slice& frame : frames) {
+  for (Slice& frame : frames) {
     Envelope env;
     if (Status s = decode_frame(frame, env, DecodeLimits{}); !s.ok()) {
       goaway = Status(Errc::protocol_error, "the hub sent a malformed frame: " + s.message());
       break;
     }
+    // The envelope holds the bytes now. Dropped at once so that a bulk frame has a single owner
+    // when JavaScript takes it, which may be before this batch returns (addon/port_handle.cc).
+    frame = Slice();
     if (env.kind == Kind::goaway) {
       goaway = Status(errc_from_wire(env.topic), decode_message(env.payload));
       break;

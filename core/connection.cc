@@ -53,6 +53,24 @@ void Connection::on_readable() {
   Status bad;
   bool ended = false;
   for (int i = 0; i < kReadsPerTurn; ++i) {
+    // The rest of a bulk frame is received where the frame is assembled: no copy through the
+    // read buffer, and as much per call as the socket holds.
+    std::span<std::uint8_t> room = decoder_.body_room();
+    if (!room.empty()) {
+      IoResult r = stream_->try_read(room);
+      if (r.state == IoState::ok) {
+        counters_->bytes_in.fetch_add(r.bytes, std::memory_order_relaxed);
+        decoder_.commit_body(r.bytes, frames);
+        continue;
+      }
+      if (r.state == IoState::would_block) break;
+      if (r.state == IoState::eof) {
+        ended = true;
+        break;
+      }
+      bad = r.error;
+      break;
+    }
     IoResult r = stream_->try_read({read_buffer_.data(), read_buffer_.size()});
     if (r.state == IoState::would_block) break;
     if (r.state == IoState::eof) {

@@ -45,6 +45,38 @@ Status FrameDecoder::check_length(std::uint32_t length) const {
   return {};
 }
 
+void FrameDecoder::grow_body(std::size_t need) {
+  if (need <= body_->capacity()) return;
+  std::size_t have = body_->size();
+  // Never the whole claimed length: at most twice what has arrived, plus one chunk. Growing
+  // geometrically keeps the copies linear in the frame's size (by fixed chunks, a 64 MiB frame
+  // was copied 128 times over).
+  std::size_t want = std::min(frame_length_, std::max(need + kGrowChunk, 2 * have));
+  if (frame_length_ >= kPooledFrame) {
+    // A bulk frame: recycled memory (block_pool.h); fresh pages cost more than the copy.
+    body_->reserve_pooled(want, std::max(want, 2 * need + kGrowChunk));
+  } else {
+    body_->reserve(want);
+  }
+}
+
+std::span<std::uint8_t> FrameDecoder::body_room() {
+  if (!error_.ok() || !body_ || frame_length_ < kPooledFrame) return {};
+  std::size_t have = body_->size();
+  grow_body(have + 1);  // room for at least one byte; as much as feed() would allow
+  std::size_t room = std::min(body_->capacity(), frame_length_) - have;
+  return {body_->data() + have, room};
+}
+
+void FrameDecoder::commit_body(std::size_t n, std::vector<Slice>& out) {
+  body_->resize(body_->size() + n);  // within the capacity body_room() gave: no reallocation
+  if (body_->size() == frame_length_) {
+    out.emplace_back(SharedBuffer(std::move(body_)));
+    body_.reset();
+    frame_length_ = 0;
+  }
+}
+
 Status FrameDecoder::feed(std::span<const std::uint8_t> data, std::vector<Slice>& out) {
   if (!error_.ok()) return error_;
   const std::uint8_t* p = data.data();
@@ -97,13 +129,7 @@ Status FrameDecoder::feed(std::span<const std::uint8_t> data, std::vector<Slice>
     }
     std::size_t have = body_->size();
     std::size_t take = std::min(left, frame_length_ - have);
-    std::size_t need = have + take;
-    if (need > body_->capacity()) {
-      // Never the whole claimed length: at most twice what has arrived, plus one chunk. Growing
-      // geometrically keeps the copies of realloc linear in the frame's size (by fixed chunks,
-      // a 64 MiB frame was copied 128 times over).
-      body_->reserve(std::min(frame_length_, std::max(need + kGrowChunk, 2 * have)));
-    }
+    grow_body(have + take);
     body_->append(p, take);
     p += take;
     left -= take;

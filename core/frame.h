@@ -10,7 +10,8 @@
 // - Each completed frame is handed out as a Slice that starts at its 4-byte length prefix
 //   (frame_body() gives the body). The frames that lie wholly inside one feed() share one copy of
 //   those bytes, made once per feed rather than once per frame; a frame that spans feeds is
-//   reassembled in a buffer of its own. The decoder keeps no pointer into what it hands out.
+//   reassembled in a buffer of its own (from kPooledFrame on, a recycled BlockPool block). The
+//   decoder keeps no pointer into what it hands out.
 // - Forwarding a frame therefore costs no copy and no allocation per frame: a hop can queue the
 //   received bytes as they are.
 // - After feed() returns an error the decoder is poisoned: every later feed() returns the same
@@ -38,6 +39,9 @@ inline constexpr std::size_t kHandshakeMaxFrame = 4u << 10;
 inline constexpr std::size_t kMaxFrameLimit = 0xffffffffu;
 // How far ahead of the received bytes a growing body may be reserved.
 inline constexpr std::size_t kGrowChunk = 256u << 10;
+// Frames from this size on are reassembled in recycled blocks (block_pool.h), each in a block
+// of its own that the consumer may keep (a JavaScript buffer is made over it, addon/).
+inline constexpr std::size_t kPooledFrame = 64u << 10;
 
 // Writes the 4-byte big-endian length prefix. `body_size` must be <= kMaxFrameLimit.
 void put_frame_header(std::uint8_t* out, std::size_t body_size);
@@ -62,6 +66,14 @@ class FrameDecoder {
   // bad header are still appended.
   Status feed(std::span<const std::uint8_t> data, std::vector<Slice>& out);
 
+  // While a frame of kPooledFrame bytes or more is partly received: the memory where its next
+  // bytes go, so that a reader can receive them there directly instead of through feed() (which
+  // copies). Never beyond the frame's end, so a read into it cannot take the next frame's bytes.
+  // Grows the body as feed() would (at most twice what has arrived, plus kGrowChunk). Empty
+  // otherwise. After reading n bytes into it, call commit_body(n, out) before anything else.
+  std::span<std::uint8_t> body_room();
+  void commit_body(std::size_t n, std::vector<Slice>& out);
+
   // Bytes of an incomplete frame held now (header bytes plus body bytes received).
   std::size_t buffered() const;
   // Memory reserved for the incomplete body now.
@@ -71,6 +83,7 @@ class FrameDecoder {
 
  private:
   Status check_length(std::uint32_t length) const;
+  void grow_body(std::size_t need);
 
   std::size_t max_frame_;
   std::uint8_t header_[kFrameHeaderSize] = {};

@@ -901,10 +901,15 @@ let cachedReader: ByteReader | null = null;
 // Between beginBatch() and endBatch() (the EventBus decoding one received batch) the reader is
 // kept whatever the batch's size, and dropped at the end.
 let batchDepth = 0;
-export function beginBatch(): void {
+// The memory of the received batches being decoded (innermost last): bulk bytes in them may be
+// handed out as views (see bulkBytes). Only a buffer the addon made for one delivery belongs here.
+const ownedBatches: ArrayBufferLike[] = [];
+export function beginBatch(received?: Uint8Array): void {
   batchDepth++;
+  if (received !== undefined) ownedBatches.push(received.buffer);
 }
-export function endBatch(): void {
+export function endBatch(received?: Uint8Array): void {
+  if (received !== undefined) ownedBatches.pop();
   if (--batchDepth === 0) cachedReader = null;
 }
 
@@ -1313,10 +1318,27 @@ function copyBytes(start: number, n: number): Uint8Array<ArrayBuffer> {
   return out;
 }
 
+// Bulk bytes are handed out as views of the received batch rather than copied, when that is
+// safe and cheap: only in a batch given to beginBatch(received), a buffer the addon made for
+// this delivery alone (never reused, never seen by anyone else), and only when the bytes are at
+// least half of that buffer, so a kept view pins at most about twice its size (a large frame is
+// delivered in a buffer of its own: the view pins the frame's envelope with it).
+const VIEW_MIN_BYTES = 64 * 1024;
+
+/** `n` bytes at `start`: a view of the batch where that is safe (above), else a copy. */
+function bulkBytes(start: number, n: number): Uint8Array<ArrayBuffer> {
+  const buf = rd.buf as Uint8Array<ArrayBuffer>;
+  const ab = buf.buffer;
+  if (n >= VIEW_MIN_BYTES && 2 * n >= ab.byteLength && ownedBatches.length > 0 && ownedBatches[ownedBatches.length - 1] === ab) {
+    return buf.subarray(start, start + n);
+  }
+  return copyBytes(start, n);
+}
+
 function readBin(n: number): Uint8Array {
   const r = rd;
   if (n > end - r.pos) throw truncated(n);
-  const out = copyBytes(r.pos, n);
+  const out = bulkBytes(r.pos, n);
   r.pos += n;
   return out;
 }
@@ -1351,8 +1373,8 @@ function readExt(n: number, depth: number, at: number): unknown {
       return copyBytes(start, n).buffer;
     case EXT_BUFFER: {
       r.pos = stop;
-      const copy = copyBytes(start, n);
-      return NodeBuffer !== undefined ? NodeBuffer.from(copy.buffer, 0, n) : copy;
+      const bytes = bulkBytes(start, n);
+      return NodeBuffer !== undefined ? NodeBuffer.from(bytes.buffer, bytes.byteOffset, n) : bytes;
     }
     case EXT_TIMESTAMP:
       r.pos = stop;

@@ -718,13 +718,15 @@ export class EventBus {
   // --- Reading -----------------------------------------------------------------------------
 
   #onFrames(frames: Buffer): void {
-    beginBatch();
+    // The addon makes a buffer per delivery and never touches it again: bulk values may be
+    // views of it (codec.ts, bulkBytes).
+    beginBatch(frames);
     try {
       readFrames(frames, this.#dispatchBound);
     } catch (err) {
       this.#reportError(new SwitchboardError('E_PROTOCOL', `malformed frame from the hub: ${(err as Error).message}`));
     } finally {
-      endBatch();
+      endBatch(frames);
     }
   }
 

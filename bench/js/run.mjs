@@ -537,7 +537,7 @@ async function runProfile() {
   console.log(`\nprofiles: ${path.relative(process.cwd(), out)} (open in Chrome DevTools › Performance)`);
 }
 
-/** `perf record` on the three Switchboard processes during S1 (native and JIT frames). */
+/** `perf record` on the Switchboard processes of one scenario (native and JIT frames). */
 async function runPerf() {
   const { spawn } = await import('node:child_process');
   const out = path.join(root, 'bench', 'results', 'perf');
@@ -559,7 +559,7 @@ async function runPerf() {
       await new Promise((resolve) => rec.on('exit', resolve));
     },
   });
-  console.log(scenario === 's1' ? `S1 under perf: ${fmtInt(r.rate)} events/s` : `S2 under perf: p50 ${fmtUs(r.p50)} µs`);
+  console.log(scenario === 's2' ? `S2 under perf: p50 ${fmtUs(r.p50)} µs` : scenario === 's4' ? `S4 under perf: ${fmtMB((r.rate * (1 << 20)) / 1e6)} MB/s` : `${scenario.toUpperCase()} under perf: ${fmtInt(r.rate)} events/s`);
   for (const [pid, role] of roles) {
     const text = execFileSync('perf', ['report', '-i', data, '--no-children', '--pid', String(pid), '--percentage', 'relative', '--sort', 'dso,sym', '--stdio', '-g', 'none', '--percent-limit', '1.5'], {
       encoding: 'utf8',

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <vector>
 
@@ -381,6 +382,113 @@ TEST(FrameDecoder, ReservationTracksReceivedBytesWhileAHugeFrameArrives) {
   }
   EXPECT_TRUE(out.empty());
   EXPECT_FALSE(d.at_boundary());
+}
+
+// --- Bulk frames (issue 4): pooled reassembly and direct reads into the body ------------------
+
+// Feeds `stream` in chunks of `chunk` bytes, checking the reservation bound after each.
+void feed_in_chunks(FrameDecoder& d, const Bytes& stream, std::size_t chunk,
+                    std::vector<Slice>& out) {
+  for (std::size_t at = 0; at < stream.size(); at += chunk) {
+    std::size_t n = std::min(chunk, stream.size() - at);
+    ASSERT_TRUE(d.feed(std::span(stream).subspan(at, n), out).ok());
+    ASSERT_LE(d.reserved(), 2 * (at + n) + kGrowChunk);
+  }
+}
+
+TEST(FrameDecoder, ABulkFrameArrivesInAPooledBufferOfItsOwn) {
+  FrameDecoder d;
+  std::vector<Slice> out;
+  const Bytes body = make_body((1u << 20) + 29, 21);
+  const Bytes small = make_body(10, 22);
+  Bytes stream;
+  append_frame(stream, body);
+  append_frame(stream, small);
+  feed_in_chunks(d, stream, 64u << 10, out);
+  expect_bodies(out, {body, small});
+  ASSERT_EQ(out.size(), 2u);
+  // The whole buffer is the frame: the consumer may keep it (or hand it on) alone.
+  EXPECT_TRUE(out[0].owner->pooled());
+  EXPECT_EQ(out[0].data, out[0].owner->data());
+  EXPECT_EQ(out[0].size, out[0].owner->size());
+  EXPECT_TRUE(d.at_boundary());
+}
+
+TEST(FrameDecoder, ASmallFrameSpanningFeedsIsNotPooled) {
+  FrameDecoder d;
+  std::vector<Slice> out;
+  const Bytes body = make_body(kPooledFrame / 2, 23);
+  Bytes stream;
+  append_frame(stream, body);
+  feed_in_chunks(d, stream, 1000, out);
+  expect_bodies(out, {body});
+  EXPECT_FALSE(out[0].owner->pooled());
+}
+
+TEST(FrameDecoder, BodyRoomIsEmptyBetweenFramesAndForSmallFrames) {
+  FrameDecoder d;
+  std::vector<Slice> out;
+  EXPECT_TRUE(d.body_room().empty());
+  ASSERT_TRUE(d.feed(header_of(100), out).ok());
+  EXPECT_TRUE(d.body_room().empty());
+}
+
+// Receives `stream` as Connection does: through body_room() while a bulk frame is partly in,
+// through feed() otherwise, `chunk` bytes at most per "read".
+std::vector<Slice> receive_directly(FrameDecoder& d, const Bytes& stream, std::size_t chunk) {
+  std::vector<Slice> out;
+  std::size_t at = 0;
+  while (at < stream.size()) {
+    std::span<std::uint8_t> room = d.body_room();
+    std::size_t n = std::min(chunk, stream.size() - at);
+    if (!room.empty()) {
+      n = std::min(n, room.size());
+      std::memcpy(room.data(), stream.data() + at, n);
+      d.commit_body(n, out);
+    } else {
+      EXPECT_TRUE(d.feed(std::span(stream).subspan(at, n), out).ok());
+    }
+    at += n;
+    EXPECT_LE(d.reserved(), 2 * at + kGrowChunk) << "after " << at << " bytes";
+  }
+  return out;
+}
+
+TEST(FrameDecoder, BodyRoomReceivesBulkFramesWithoutTakingTheNextFramesBytes) {
+  const Bytes one_mib = make_body(1u << 20, 24);
+  const Bytes tiny = make_body(3, 25);
+  const Bytes sixteen_mib = make_body(16u << 20, 26);
+  Bytes stream;
+  append_frame(stream, one_mib);
+  append_frame(stream, tiny);
+  append_frame(stream, sixteen_mib);
+  append_frame(stream, tiny);
+  // Read sizes that do and do not divide the frames, and larger than a frame's remainder.
+  for (std::size_t chunk : {std::size_t{4096}, std::size_t{65536 + 7}, std::size_t{3u << 20}}) {
+    FrameDecoder d;
+    std::vector<Slice> out = receive_directly(d, stream, chunk);
+    expect_bodies(out, {one_mib, tiny, sixteen_mib, tiny});
+    EXPECT_TRUE(d.at_boundary()) << "chunk " << chunk;
+  }
+}
+
+TEST(FrameDecoder, BodyRoomNeverReservesMoreThanFeedWouldForAHugeClaim) {
+  FrameDecoder d;
+  std::vector<Slice> out;
+  ASSERT_TRUE(d.feed(header_of(64u << 20), out).ok());
+  std::size_t received = kFrameHeaderSize;
+  const Bytes chunk = make_body(64u << 10, 27);
+  while (received < (8u << 20)) {
+    std::span<std::uint8_t> room = d.body_room();
+    ASSERT_FALSE(room.empty());
+    std::size_t n = std::min(room.size(), chunk.size());
+    std::memcpy(room.data(), chunk.data(), n);
+    d.commit_body(n, out);
+    received += n;
+    ASSERT_GE(d.reserved(), received);
+    ASSERT_LE(d.reserved(), 2 * received + kGrowChunk) << "after " << received << " bytes";
+  }
+  EXPECT_TRUE(out.empty());
 }
 
 }  // namespace
