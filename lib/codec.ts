@@ -899,6 +899,8 @@ const READER_CACHE_MAX_BYTES = 1 << 20;
 let cachedReader: ByteReader | null = null;
 let cachedBuffer: ArrayBufferLike | null = null;
 let cachedLength = 0;
+/** Where the reader readerFor() returned starts in its ArrayBuffer (its Uint8Array's byteOffset). */
+let readerOffset = 0;
 
 // Between beginBatch() and endBatch() (the EventBus decoding one received batch) the reader is
 // kept whatever the batch's size, and dropped at the end.
@@ -918,8 +920,15 @@ function readerFor(bytes: Uint8Array): ByteReader {
   const length = ab.byteLength;
   // The cached reader's buffer and length are kept beside it: reading them back through its
   // Uint8Array costs two more getter calls per payload.
-  if (ab === cachedBuffer && length === cachedLength) return cachedReader!;
-  if (length > READER_CACHE_MAX_BYTES && batchDepth === 0) return new ByteReader(bytes);
+  if (ab === cachedBuffer && length === cachedLength) {
+    readerOffset = 0;
+    return cachedReader!;
+  }
+  if (length > READER_CACHE_MAX_BYTES && batchDepth === 0) {
+    readerOffset = bytes.byteOffset;
+    return new ByteReader(bytes);
+  }
+  readerOffset = 0;
   cachedBuffer = ab;
   cachedLength = length;
   return (cachedReader = new ByteReader(new Uint8Array(ab)));
@@ -962,7 +971,7 @@ export function decode(bytes: Uint8Array, limits: DecodeLimits = DEFAULT_DECODE_
   const outerNodesLeft = nodesLeft;
   const r = readerFor(bytes);
   rd = r;
-  base = bytes.byteOffset - r.buf.byteOffset;
+  base = bytes.byteOffset - readerOffset;
   end = base + bytes.length;
   r.pos = base;
   maxDepth = limits.maxDepth;

@@ -184,3 +184,32 @@ describe('the cache holds a fixed amount of memory', T, () => {
     assert.ok(grown < 8 << 20, `the heap grew by ${grown} bytes`);
   });
 });
+
+describe('the reader kept for a batch reads each payload from its own offset', T, () => {
+  it('payloads in a small batch, in a batch over 1 MiB, and in one inside beginBatch()', async () => {
+    const { beginBatch, endBatch } = await import('../../dist/esm/codec.js');
+    const values = [{ a: 1, note: 'x' }, ['y', 2], 'hello world', { a: 2, note: 'zz' }];
+    const encodings = values.map((v) => encode(v));
+    for (const size of [256, 3 << 20]) {
+      for (const inBatch of [false, true]) {
+        // The payloads sit at odd offsets of one buffer, as frames of a received batch do.
+        const batch = new Uint8Array(size).fill(0xc1);
+        const views = [];
+        let at = 7;
+        for (const e of encodings) {
+          batch.set(e, at);
+          views.push(batch.subarray(at, at + e.length));
+          at += e.length + 3;
+        }
+        if (inBatch) beginBatch();
+        try {
+          for (let round = 0; round < 2; round++) {
+            views.forEach((view, i) => assert.deepEqual(decode(view), values[i], `${size} bytes, in a batch: ${inBatch}, payload ${i}`));
+          }
+        } finally {
+          if (inBatch) endBatch();
+        }
+      }
+    }
+  });
+});
