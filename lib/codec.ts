@@ -897,6 +897,10 @@ let nodesLeft = 0;
 // to bound the memory held after decoding.
 const READER_CACHE_MAX_BYTES = 1 << 20;
 let cachedReader: ByteReader | null = null;
+let cachedBuffer: ArrayBufferLike | null = null;
+let cachedLength = 0;
+/** Where the reader readerFor() returned starts in its ArrayBuffer (its Uint8Array's byteOffset). */
+let readerOffset = 0;
 
 // Between beginBatch() and endBatch() (the EventBus decoding one received batch) the reader is
 // kept whatever the batch's size, and dropped at the end.
@@ -910,14 +914,28 @@ export function beginBatch(received?: Uint8Array): void {
 }
 export function endBatch(received?: Uint8Array): void {
   if (received !== undefined) ownedBatches.pop();
-  if (--batchDepth === 0) cachedReader = null;
+  if (--batchDepth === 0) {
+    cachedReader = null;
+    cachedBuffer = null;
+  }
 }
 
 function readerFor(bytes: Uint8Array): ByteReader {
   const ab = bytes.buffer;
-  const c = cachedReader;
-  if (c !== null && c.buf.buffer === ab && c.buf.length === ab.byteLength) return c;
-  if (ab.byteLength > READER_CACHE_MAX_BYTES && batchDepth === 0) return new ByteReader(bytes);
+  const length = ab.byteLength;
+  // The cached reader's buffer and length are kept beside it: reading them back through its
+  // Uint8Array costs two more getter calls per payload.
+  if (ab === cachedBuffer && length === cachedLength) {
+    readerOffset = 0;
+    return cachedReader!;
+  }
+  if (length > READER_CACHE_MAX_BYTES && batchDepth === 0) {
+    readerOffset = bytes.byteOffset;
+    return new ByteReader(bytes);
+  }
+  readerOffset = 0;
+  cachedBuffer = ab;
+  cachedLength = length;
   return (cachedReader = new ByteReader(new Uint8Array(ab)));
 }
 
@@ -958,7 +976,7 @@ export function decode(bytes: Uint8Array, limits: DecodeLimits = DEFAULT_DECODE_
   const outerNodesLeft = nodesLeft;
   const r = readerFor(bytes);
   rd = r;
-  base = bytes.byteOffset - r.buf.byteOffset;
+  base = bytes.byteOffset - readerOffset;
   end = base + bytes.length;
   r.pos = base;
   maxDepth = limits.maxDepth;
@@ -1212,7 +1230,7 @@ function readKey(depth: number): string {
     const b = r.buf[at];
     if (b >= 0xa0 && b < 0xc0) {
       r.pos++;
-      return readCachedKey(b & 0x1f);
+      return readStr(b & 0x1f, KEYS);
     }
   }
   const k = readAny(depth);
@@ -1225,90 +1243,122 @@ function readKey(depth: number): string {
   }
 }
 
-// Map keys repeat: the same few names in every payload. This cache maps a short key's bytes to one
-// string instance, so a known key costs a hash and a compare, and every object gets the same
-// (internalized) string, which keeps V8's property stores on their fast path. Slots are
-// overwritten on collision; a hit is always checked byte by byte.
-const KEY_CACHE_SLOTS = 4096;
-const KEY_CACHE_MAX = 16;
-const keyCacheStrings: string[] = new Array<string>(KEY_CACHE_SLOTS).fill('');
-const keyCacheLengths = new Uint8Array(KEY_CACHE_SLOTS); // 0: empty slot
-const keyCacheBytes = new Uint8Array(KEY_CACHE_SLOTS * KEY_CACHE_MAX);
+/**
+ * Interns short strings by their UTF-8 bytes. Map keys repeat (the same few names in every
+ * payload), and so do many short values ('progress', 'ok', an enum's members): a string seen
+ * before costs a hash and a compare instead of a decode and an allocation, and every object gets
+ * the same key instance, which keeps V8's property stores on their fast path. Slots are
+ * overwritten on collision and a hit is always checked byte by byte, so the memory is fixed
+ * (slots x INTERN_MAX_BYTES bytes, plus one string of at most that many bytes per slot)
+ * whatever a peer sends. Keys and values have separate slots, so that varied values never
+ * evict the keys; one set of module-level arrays, because class fields cost a load each.
+ */
+const INTERN_MAX_BYTES = 16;
+const KEY_SLOTS = 4096; // slots [0, KEY_SLOTS)
+const VALUE_SLOTS = 1024; // slots [KEY_SLOTS, KEY_SLOTS + VALUE_SLOTS)
+const KEYS = 0;
+const VALUES = KEY_SLOTS;
+const internStrings: string[] = new Array<string>(KEY_SLOTS + VALUE_SLOTS).fill('');
+const internLengths = new Uint8Array(KEY_SLOTS + VALUE_SLOTS); // 0: empty slot
+const internBytes = new Uint8Array((KEY_SLOTS + VALUE_SLOTS) * INTERN_MAX_BYTES);
 
-function readCachedKey(n: number): string {
-  const r = rd;
-  const start = r.pos;
+/**
+ * buf[start, start + n) as a string, 0 < n <= INTERN_MAX_BYTES, bounds-checked by the caller;
+ * `table` is KEYS or VALUES.
+ */
+function interned(table: number, buf: Uint8Array, start: number, n: number): string {
   const stop = start + n;
-  if (n === 0 || n > KEY_CACHE_MAX || stop > end) return readStr(n);
-  const buf = r.buf;
   let h = 0x811c9dc5 ^ n;
   for (let i = start; i < stop; i++) h = Math.imul(h ^ buf[i], 0x01000193); // FNV-1a
-  const slot = (h ^ (h >>> 16)) & (KEY_CACHE_SLOTS - 1);
-  const at = slot * KEY_CACHE_MAX;
-  if (keyCacheLengths[slot] === n) {
+  const slot = table + ((h ^ (h >>> 16)) & (table === KEYS ? KEY_SLOTS - 1 : VALUE_SLOTS - 1));
+  const at = slot * INTERN_MAX_BYTES;
+  const bytes = internBytes;
+  if (internLengths[slot] === n) {
     let i = 0;
-    while (i < n && keyCacheBytes[at + i] === buf[start + i]) i++;
-    if (i === n) {
-      r.pos = stop;
-      return keyCacheStrings[slot];
-    }
+    while (i < n && bytes[at + i] === buf[start + i]) i++;
+    if (i === n) return internStrings[slot];
   }
-  const key = readStr(n);
-  for (let i = 0; i < n; i++) keyCacheBytes[at + i] = buf[start + i];
-  keyCacheLengths[slot] = n;
-  keyCacheStrings[slot] = key;
-  return key;
+  const s = utf8Slice(buf, start, n);
+  for (let i = 0; i < n; i++) bytes[at + i] = buf[start + i];
+  internLengths[slot] = n;
+  internStrings[slot] = s;
+  return s;
 }
 
 const fromCharCode = String.fromCharCode;
 const asciiCodes: number[] = [];
 
-/** buf[start, start + n) as a string; every byte < 0x80 and n < 16 (checked by the caller). */
-function shortAscii(buf: Uint8Array, s: number, n: number): string {
+// One fromCharCode call with the bytes as arguments: up to 15 bytes, apply with an array costs
+// twice as much and TextDecoder four times as much.
+/** b[s, s + n) as a string; every byte < 0x80 (checked by the caller). */
+function shortAscii(b: Uint8Array, s: number, n: number): string {
   switch (n) {
     case 0:
       return '';
     case 1:
-      return fromCharCode(buf[s]);
+      return fromCharCode(b[s]);
     case 2:
-      return fromCharCode(buf[s], buf[s + 1]);
+      return fromCharCode(b[s], b[s + 1]);
     case 3:
-      return fromCharCode(buf[s], buf[s + 1], buf[s + 2]);
+      return fromCharCode(b[s], b[s + 1], b[s + 2]);
     case 4:
-      return fromCharCode(buf[s], buf[s + 1], buf[s + 2], buf[s + 3]);
+      return fromCharCode(b[s], b[s + 1], b[s + 2], b[s + 3]);
     case 5:
-      return fromCharCode(buf[s], buf[s + 1], buf[s + 2], buf[s + 3], buf[s + 4]);
+      return fromCharCode(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4]);
     case 6:
-      return fromCharCode(buf[s], buf[s + 1], buf[s + 2], buf[s + 3], buf[s + 4], buf[s + 5]);
+      return fromCharCode(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5]);
     case 7:
-      return fromCharCode(buf[s], buf[s + 1], buf[s + 2], buf[s + 3], buf[s + 4], buf[s + 5], buf[s + 6]);
+      return fromCharCode(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6]);
     case 8:
-      return fromCharCode(buf[s], buf[s + 1], buf[s + 2], buf[s + 3], buf[s + 4], buf[s + 5], buf[s + 6], buf[s + 7]);
+      return fromCharCode(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7]);
+    case 9:
+      return fromCharCode(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7], b[s + 8]);
+    case 10:
+      return fromCharCode(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7], b[s + 8], b[s + 9]);
+    case 11:
+      return fromCharCode(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7], b[s + 8], b[s + 9], b[s + 10]);
+    case 12:
+      return fromCharCode(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7], b[s + 8], b[s + 9], b[s + 10], b[s + 11]);
+    case 13:
+      return fromCharCode(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7], b[s + 8], b[s + 9], b[s + 10], b[s + 11], b[s + 12]);
+    case 14:
+      return fromCharCode(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7], b[s + 8], b[s + 9], b[s + 10], b[s + 11], b[s + 12], b[s + 13]);
+    case 15:
+      return fromCharCode(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7], b[s + 8], b[s + 9], b[s + 10], b[s + 11], b[s + 12], b[s + 13], b[s + 14]);
     default: {
       const codes = asciiCodes;
       codes.length = n;
-      for (let i = 0; i < n; i++) codes[i] = buf[s + i];
+      for (let i = 0; i < n; i++) codes[i] = b[s + i];
       return fromCharCode.apply(null, codes);
     }
   }
 }
 
-function readStr(n: number): string {
+// ASCII up to this length is decoded with fromCharCode; longer strings, or any with a byte
+// >= 0x80, by TextDecoder, whose per-call cost (~100 ns here) pays off from ~24 bytes on.
+const MANUAL_ASCII_MAX = 24;
+
+/** buf[start, start + n) decoded as UTF-8 (bounds-checked by the caller). */
+function utf8Slice(buf: Uint8Array, start: number, n: number): string {
+  const stop = start + n;
+  if (n <= MANUAL_ASCII_MAX) {
+    let i = start;
+    while (i < stop && buf[i] < 0x80) i++;
+    if (i === stop) return shortAscii(buf, start, n);
+  }
+  return textDecoder.decode(buf.subarray(start, stop));
+}
+
+/** A string of `n` bytes at the cursor; short ones are interned in `table`. */
+function readStr(n: number, table = VALUES): string {
   const r = rd;
   const start = r.pos;
   const stop = start + n;
   if (stop > end) throw truncated(n);
   r.pos = stop;
-  const buf = r.buf;
-  if (n < 16) {
-    // Short ASCII (most short values) without the TextDecoder call, and without concatenating
-    // one character at a time (a string per character): one fromCharCode call.
-    for (let i = start; i < stop; i++) {
-      if (buf[i] >= 0x80) return textDecoder.decode(buf.subarray(start, stop));
-    }
-    return shortAscii(buf, start, n);
-  }
-  return textDecoder.decode(buf.subarray(start, stop));
+  if (n === 0) return '';
+  if (n <= INTERN_MAX_BYTES) return interned(table, r.buf, start, n);
+  return utf8Slice(r.buf, start, n);
 }
 
 /** A copy of `n` bytes at `start`: decoded bytes never alias the received batch. */

@@ -34,7 +34,17 @@ test('an installed package looks in prebuilds/<platform>-<arch> before any local
 
 test('in a source checkout the newer of the local build and a prebuilt binary goes first', () => {
   const { candidates } = require(loaderPath);
-  const list = candidates();
+  // Without SWITCHBOARD_NATIVE: test/run.sh sets it to build/addon/switchboard.node, which would
+  // put the local build first whichever binary is newer (after a first run's pack smoke test
+  // left a newer prebuilt binary, this test failed on the second run).
+  const override = process.env.SWITCHBOARD_NATIVE;
+  delete process.env.SWITCHBOARD_NATIVE;
+  let list;
+  try {
+    list = candidates();
+  } finally {
+    if (override !== undefined) process.env.SWITCHBOARD_NATIVE = override;
+  }
   const prebuilt = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'switchboard.node');
   const local = path.join(root, 'build', 'addon', 'switchboard.node');
   assert.ok(list.includes(prebuilt) && list.includes(local), `both paths are candidates: ${list}`);
