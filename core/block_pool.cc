@@ -94,8 +94,15 @@ void release_pages(const BlockPool::Block& b) {
 }  // namespace
 
 BlockPool& BlockPool::shared() {
-  static auto* pool = new BlockPool();  // NOLINT: deliberately never destroyed (see header)
-  return *pool;
+  // Deliberately never destroyed (see the header): a union member's destructor runs only when
+  // the union's own destructor calls it, and this one does not.
+  union NeverDestroyed {
+    BlockPool pool;
+    NeverDestroyed() : pool() {}
+    ~NeverDestroyed() {}
+  };
+  static NeverDestroyed holder;
+  return holder.pool;
 }
 
 BlockPool::~BlockPool() {
