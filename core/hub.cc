@@ -195,11 +195,13 @@ class Hub::Impl : public std::enable_shared_from_this<Hub::Impl> {
   // write mutex. Callbacks into the local peer and on_peer run on the I/O thread, some with it
   // held: they must not block on the hub (a submit() from there takes the posted path).
   std::mutex state_mutex_;
-  // True while route_now() routes: sends to socket peers are queued (Connection::push) and
-  // written by the routing thread afterwards, and removals are left to the I/O thread, which
+  // True while route_now() routes on another thread: removals are left to the I/O thread, which
   // owns the connections' and timers' life.
   bool routing_now_ = false;
-  std::vector<std::shared_ptr<Connection>> written_now_;  // connections route_now() pushed to
+  // True while route_now() or on_frames() routes: sends to socket peers are queued
+  // (Connection::push) and each connection is written once when the batch is done.
+  bool collecting_writes_ = false;
+  std::vector<std::shared_ptr<Connection>> written_now_;  // connections pushed to meanwhile
   std::uint64_t next_ping_ = 1;
   // Set by shutdown(): a timer whose handler was already queued when it was cancelled must not
   // re-arm, or the I/O thread would never run out of work and close() would never return.
@@ -533,25 +535,35 @@ void Hub::Impl::on_accept(std::unique_ptr<Stream> stream) {
 }
 
 void Hub::Impl::on_frames(PeerId id, std::vector<Slice>& frames) {
-  std::lock_guard state(state_mutex_);
-  const DecodeLimits limits{opt_.max_topic};
-  // Any frame proves the peer alive, not only a PONG: a busy peer is not a dead one.
-  if (Peer* peer = find(id)) peer->heard = true;
-  for (const Slice& frame : frames) {
-    Peer* peer = find(id);
-    if (!peer || peer->closing) break;
-    if (!peer->admitted) {
-      handshake(*peer, frame_body(frame));
-      continue;
+  std::vector<std::shared_ptr<Connection>> written;
+  {
+    std::lock_guard state(state_mutex_);
+    // What this batch routes to socket peers is written at its end, one writev per connection,
+    // instead of by a flush posted for later: that posted flush cost the I/O thread another
+    // turn (an epoll_wait) per hop.
+    collecting_writes_ = true;
+    const DecodeLimits limits{opt_.max_topic};
+    // Any frame proves the peer alive, not only a PONG: a busy peer is not a dead one.
+    if (Peer* peer = find(id)) peer->heard = true;
+    for (const Slice& frame : frames) {
+      Peer* peer = find(id);
+      if (!peer || peer->closing) break;
+      if (!peer->admitted) {
+        handshake(*peer, frame_body(frame));
+        continue;
+      }
+      Envelope env;
+      if (Status s = decode_frame(frame, env, limits); !s.ok()) {
+        doom(*peer, s, true);
+        break;
+      }
+      handle(*peer, env);
     }
-    Envelope env;
-    if (Status s = decode_frame(frame, env, limits); !s.ok()) {
-      doom(*peer, s, true);
-      break;
-    }
-    handle(*peer, env);
+    finish_batch();
+    collecting_writes_ = false;
+    written.swap(written_now_);
   }
-  finish_batch();
+  for (const auto& conn : written) conn->flush_now();
 }
 
 void Hub::Impl::handshake(Peer& peer, const Slice& body) {
@@ -816,7 +828,7 @@ void Hub::Impl::send_to(Peer& peer, Outgoing& msg, bool droppable) {
     return;
   }
   if (droppable) events_routed_.fetch_add(1, std::memory_order_relaxed);
-  if (routing_now_) {
+  if (collecting_writes_) {
     peer.conn->push(frame);
     if (std::find(written_now_.begin(), written_now_.end(), peer.conn) == written_now_.end()) {
       written_now_.push_back(peer.conn);
@@ -1026,9 +1038,9 @@ bool Hub::Impl::route_now(const std::shared_ptr<LocalLink>& link, std::vector<En
       std::lock_guard lock(link->mutex);
       if (!link->inbox.empty() || link->drain_scheduled) return false;
     }
-    routing_now_ = true;
+    routing_now_ = collecting_writes_ = true;
     route_local(link, batch);
-    routing_now_ = false;
+    routing_now_ = collecting_writes_ = false;
     written.swap(written_now_);
   }
   // Written without the routing state held, so that the I/O thread routes meanwhile; each
