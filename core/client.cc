@@ -3,6 +3,7 @@
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <set>
@@ -71,7 +72,17 @@ class Client::Impl {
   void lost(const Status& why, bool fatal);
   void give_up(const Status& why);
   void drain();
-  void send_now(Envelope& env);
+  // Requires mutex_. Records what `env` changes (subscriptions, handlers, calls in flight) and
+  // queues it on the connection; what the oversize check has to tell the sender is appended to
+  // `told`, for the caller to deliver once the mutex is released.
+  void send_locked(Envelope& env, std::vector<Envelope>& told);
+  // Requires mutex_. The bookkeeping of a frame about to be written.
+  void note_sent_locked(const Envelope& env);
+  // Requires mutex_. False when `env` is over the hub's limit (send_locked() deals with those).
+  bool fits_locked(const Envelope& env) const { return encoded_body_size(env) <= hub_max_frame_; }
+  void tell(std::vector<Envelope>& told) {
+    if (!told.empty() && cb_.on_batch) cb_.on_batch(told);
+  }
   void set_state(PortState state, const Status& why);
   void shutdown();
 
@@ -79,25 +90,32 @@ class Client::Impl {
   PortCallbacks cb_;
   IoThread io_;
 
-  std::mutex mutex_;             // guards the members up to the blank line
+  // Guards the members up to the blank line. submit() writes a batch to the connection with
+  // this mutex held (the direct path), so everything that decides the order of frames on the
+  // wire, and the bookkeeping of what was sent, lives under it. Lock order: mutex_, then the
+  // connection's write mutex. No callback runs with it held.
+  std::mutex mutex_;
   std::vector<Envelope> inbox_;  // while offline this is the offline queue
   std::size_t inbox_bytes_ = 0;
   bool online_ = false;
   bool running_ = false;
   bool drain_scheduled_ = false;
+  // Written on the I/O thread under mutex_, so the I/O thread may read it without the mutex; any
+  // other thread reads it under mutex_, and a replaced connection is never written through a
+  // stale pointer.
+  std::shared_ptr<Connection> conn_;
+  std::size_t hub_max_frame_ = kDefaultMaxFrame;
+  std::set<std::string> subscriptions_;
+  std::set<std::string> handlers_;
+  std::unordered_set<std::uint64_t> in_flight_;
 
   // I/O thread only.
   Backoff backoff_;
-  std::shared_ptr<Connection> conn_;
   std::unique_ptr<asio::steady_timer> retry_timer_;
   std::unique_ptr<asio::steady_timer> handshake_timer_;
   bool welcomed_ = false;
   bool closing_ = false;
   int failures_ = 0;
-  std::size_t hub_max_frame_ = kDefaultMaxFrame;
-  std::set<std::string> subscriptions_;
-  std::set<std::string> handlers_;
-  std::unordered_set<std::uint64_t> in_flight_;
 
   // Any thread.
   ConnectionCounters wire_;
@@ -143,25 +161,31 @@ void Client::Impl::close() {
 void Client::Impl::shutdown() {
   if (retry_timer_) retry_timer_->cancel();
   if (handshake_timer_) handshake_timer_->cancel();
-  // What was submitted before close() leaves first, if we are connected to send it.
-  std::vector<Envelope> last;
+  // What was submitted before close() leaves first, if we are connected to send it (what was
+  // written directly is in the socket or the connection's queue already).
+  std::vector<Envelope> told;
+  std::shared_ptr<Connection> conn;
   {
     std::lock_guard lock(mutex_);
-    if (online_) last.swap(inbox_);
+    if (online_) {
+      std::vector<Envelope> last;
+      last.swap(inbox_);
+      for (Envelope& e : last) send_locked(e, told);
+    }
     online_ = false;
+    conn.swap(conn_);
   }
-  for (Envelope& e : last) send_now(e);
+  tell(told);
   closing_ = true;
-  if (conn_) {
+  if (conn) {
     Envelope bye;
     bye.kind = Kind::goaway;
     bye.topic = std::string(wire_name(Errc::closed));
     bye.payload = encode_message("client closed");
     WireFrame f;
     (void)encode_frame(bye, f);
-    conn_->detach();
-    conn_->close_gracefully(std::move(f), kCloseLinger);
-    conn_.reset();
+    conn->detach();
+    conn->close_gracefully(std::move(f), kCloseLinger);
   }
   state_.store(PortState::closed);
 }
@@ -175,6 +199,7 @@ PortStats Client::Impl::stats() const {
   s.frames_in = wire_.frames_in.load();
   s.frames_out = wire_.frames_out.load();
   s.writev_calls = wire_.writev_calls.load();
+  s.direct_writes = wire_.direct_writes.load();
   s.state = state_.load();
   return s;
 }
@@ -201,7 +226,10 @@ void Client::Impl::connect_now() {
 }
 
 void Client::Impl::on_connected(std::unique_ptr<Stream> stream) {
-  conn_ = std::make_shared<Connection>(io_.context(), std::move(stream), opt_.max_frame, &wire_);
+  {
+    std::lock_guard lock(mutex_);  // offline: nothing writes to it until the welcome
+    conn_ = std::make_shared<Connection>(io_.context(), std::move(stream), opt_.max_frame, &wire_);
+  }
   conn_->start([this](std::vector<Slice>& frames) { on_frames(frames); },
                [this](const Status& why) { lost(why, false); });
   Hello hello;
@@ -227,6 +255,7 @@ void Client::Impl::on_frames(std::vector<Slice>& frames) {
   std::vector<Envelope> batch;
   batch.reserve(frames.size());
   std::optional<Status> goaway;
+  std::vector<std::uint64_t> answered;
   for (Slice& frame : frames) {
     Envelope env;
     if (Status s = decode_frame(frame, env, DecodeLimits{}); !s.ok()) {
@@ -256,21 +285,27 @@ void Client::Impl::on_frames(std::vector<Slice>& frames) {
         Envelope pong;
         pong.kind = Kind::pong;
         pong.id = env.id;
-        send_now(pong);
+        WireFrame f;
+        (void)encode_frame(pong, f);
+        conn_->send(std::move(f));
         continue;
       }
       case Kind::pong:
         continue;
       case Kind::result:
       case Kind::error:
-        in_flight_.erase(env.id);
+        answered.push_back(env.id);
         break;
       default:
         break;
     }
     batch.push_back(std::move(env));
   }
-  in_flight_gauge_.store(in_flight_.size());
+  if (!answered.empty()) {
+    std::lock_guard lock(mutex_);  // once per batch: submit() may be writing meanwhile
+    for (std::uint64_t id : answered) in_flight_.erase(id);
+    in_flight_gauge_.store(in_flight_.size());
+  }
   if (!batch.empty() && cb_.on_batch) {
     cb_.on_batch(batch);
     if (cb_.backlogged && conn_ && cb_.backlogged()) conn_->pause_reading();
@@ -290,10 +325,7 @@ Status Client::Impl::on_welcome(const Envelope& env) {
                                               std::to_string(kProtocolVersion));
   }
   // Frames from the hub may be as large as the hub allows; ours must fit its limit too.
-  if (w.max_frame > 0) {
-    conn_->set_max_frame(w.max_frame);
-    hub_max_frame_ = w.max_frame;
-  }
+  if (w.max_frame > 0) conn_->set_max_frame(w.max_frame);
   welcomed_ = true;
   failures_ = 0;
   backoff_.reset();
@@ -301,29 +333,33 @@ Status Client::Impl::on_welcome(const Envelope& env) {
   peer_id_.store(w.peer_id);
   connects_.fetch_add(1, std::memory_order_relaxed);
   // What was in force before the drop goes first, so that what was queued meanwhile applies on
-  // top of it in order.
-  for (const std::string& topic : subscriptions_) {
-    Envelope e;
-    e.kind = Kind::subscribe;
-    e.topic = topic;
-    send_now(e);
-  }
-  for (const std::string& name : handlers_) {
-    Envelope e;
-    e.kind = Kind::register_;
-    e.topic = name;
-    send_now(e);
-  }
-  std::vector<Envelope> queued;
+  // top of it in order. All of it is queued on the connection before online_ lets submit()
+  // write directly, so nothing submitted later can overtake it.
+  std::vector<Envelope> told;
   {
     std::lock_guard lock(mutex_);
-    online_ = true;
+    if (w.max_frame > 0) hub_max_frame_ = w.max_frame;
+    std::vector<Envelope> again;
+    for (const std::string& topic : subscriptions_) {
+      Envelope& e = again.emplace_back();
+      e.kind = Kind::subscribe;
+      e.topic = topic;
+    }
+    for (const std::string& name : handlers_) {
+      Envelope& e = again.emplace_back();
+      e.kind = Kind::register_;
+      e.topic = name;
+    }
+    for (Envelope& e : again) send_locked(e, told);
+    std::vector<Envelope> queued;
     queued.swap(inbox_);
     inbox_bytes_ = 0;
     drain_scheduled_ = false;
+    for (Envelope& e : queued) send_locked(e, told);
+    online_ = true;
   }
   offline_gauge_.store(0);
-  for (Envelope& e : queued) send_now(e);
+  tell(told);
   set_state(PortState::connected, {});
   return {};
 }
@@ -333,32 +369,36 @@ void Client::Impl::lost(const Status& why, bool fatal) {
   bool was_welcomed = welcomed_;
   welcomed_ = false;
   if (handshake_timer_) handshake_timer_->cancel();
-  if (conn_) {
-    conn_->detach();
-    conn_->close();
-    conn_.reset();
-  }
+  std::shared_ptr<Connection> dead;
+  std::unordered_set<std::uint64_t> unanswered;
   {
     // Frames submitted while online but not yet sent become the offline queue: keep only what
     // the offline queue may hold (replies answer calls the hub has already failed) and count it.
+    // From here on submit() queues offline, so the invokes taken here are all that were written
+    // to this connection and not answered; each is failed once, below.
     std::lock_guard lock(mutex_);
     online_ = false;
+    dead.swap(conn_);
     std::erase_if(inbox_, [](const Envelope& e) { return !queued_offline(e.kind); });
     inbox_bytes_ = 0;
     for (const Envelope& e : inbox_) inbox_bytes_ += frame_cost(e);
     offline_gauge_.store(inbox_.size());
+    unanswered.swap(in_flight_);
+    in_flight_gauge_.store(0);
   }
-  if (!in_flight_.empty()) {
+  if (dead) {
+    dead->detach();
+    dead->close();
+  }
+  if (!unanswered.empty()) {
     std::vector<Envelope> failed;
-    failed.reserve(in_flight_.size());
-    for (std::uint64_t id : in_flight_) {
+    failed.reserve(unanswered.size());
+    for (std::uint64_t id : unanswered) {
       failed.push_back(local_error(id, Errc::connection_lost,
                                    "the connection to the hub was lost before the reply "
                                    "arrived: " +
                                        why.to_string()));
     }
-    in_flight_.clear();
-    in_flight_gauge_.store(0);
     if (cb_.on_batch) cb_.on_batch(failed);
   }
   if (fatal) {
@@ -402,6 +442,24 @@ Status Client::Impl::submit(std::vector<Envelope> batch) {
   std::lock_guard lock(mutex_);
   if (!running_) return Status(Errc::closed, "this client is closed");
   if (online_) {
+    // The direct path: nothing of ours waits to be sent, so the calling thread writes the batch
+    // itself (the connection queues it behind frames the I/O thread has queued, and hands a
+    // partial write to the I/O thread). A batch with a frame over the hub's limit goes the
+    // queued way, so that what the sender is told reaches it on the I/O thread like every other
+    // callback.
+    if (inbox_.empty() && !drain_scheduled_ && conn_ &&
+        std::all_of(batch.begin(), batch.end(),
+                    [this](const Envelope& e) { return fits_locked(e); })) {
+      std::vector<WireFrame> frames;
+      frames.reserve(batch.size());
+      for (Envelope& e : batch) {
+        note_sent_locked(e);
+        if (!encode_frame(e, frames.emplace_back()).ok()) frames.pop_back();
+      }
+      in_flight_gauge_.store(in_flight_.size());
+      conn_->send_direct(frames);
+      return {};
+    }
     if (inbox_.empty()) {
       inbox_.swap(batch);
     } else {
@@ -436,18 +494,22 @@ Status Client::Impl::submit(std::vector<Envelope> batch) {
 }
 
 void Client::Impl::drain() {
-  std::vector<Envelope> batch;
+  std::vector<Envelope> told;
   {
+    // Sent with the mutex held: a submit() that finds the inbox empty must not write directly
+    // before these frames are queued on the connection.
     std::lock_guard lock(mutex_);
     drain_scheduled_ = false;
     if (!online_) return;  // what is left waits for the next welcome
+    std::vector<Envelope> batch;
     batch.swap(inbox_);
+    for (Envelope& e : batch) send_locked(e, told);
+    in_flight_gauge_.store(in_flight_.size());
   }
-  for (Envelope& e : batch) send_now(e);
-  in_flight_gauge_.store(in_flight_.size());
+  tell(told);
 }
 
-void Client::Impl::send_now(Envelope& env) {
+void Client::Impl::note_sent_locked(const Envelope& env) {
   switch (env.kind) {
     case Kind::subscribe:
       subscriptions_.insert(env.topic);
@@ -470,14 +532,14 @@ void Client::Impl::send_now(Envelope& env) {
     default:
       break;
   }
-  if (encoded_body_size(env) > hub_max_frame_) {
+}
+
+void Client::Impl::send_locked(Envelope& env, std::vector<Envelope>& told) {
+  note_sent_locked(env);
+  if (!fits_locked(env)) {
     OversizeAction action = oversize_action(env, hub_max_frame_);
     if (env.kind == Kind::invoke) in_flight_.erase(env.id);
-    if (action.tell_sender && cb_.on_batch) {
-      std::vector<Envelope> told;
-      told.push_back(std::move(*action.tell_sender));
-      cb_.on_batch(told);
-    }
+    if (action.tell_sender) told.push_back(std::move(*action.tell_sender));
     if (!action.send_instead) return;
     env = std::move(*action.send_instead);
   }

@@ -10,7 +10,16 @@
 //   E_OFFLINE_QUEUE_FULL: loud, never silent. Replies (RESULT/ERROR) and PINGs are not queued:
 //   the hub already failed the invokes they answered.
 // - When the connection drops, every INVOKE sent on it and not yet answered is answered locally
-//   with an ERROR E_CONNECTION_LOST (flag kFlagFromHub) through on_batch, exactly once.
+//   with an ERROR E_CONNECTION_LOST (flag kFlagFromHub) through on_batch, exactly once; this
+//   includes invokes the calling thread wrote directly (below) and those still queued on the
+//   dropped connection.
+// - Direct writes: while connected, a submit() that finds nothing of this client's waiting to be
+//   sent (its inbox empty, no drain scheduled) writes the batch on the calling thread with one
+//   nonblocking writev, under the client's mutex (Connection::send_direct); what does not fit is
+//   queued on the connection and the I/O thread finishes it. Anything else (offline, frames
+//   queued ahead, a frame over the hub's limit) takes the queued way through the I/O thread.
+// - close() sends what was submitted before it (and a GOAWAY) within a 1 s linger; nothing is
+//   written after it returns.
 // - on_state reports connecting -> connected -> reconnecting -> connected ... -> closed.
 #pragma once
 

@@ -16,9 +16,9 @@ Connection::Connection(asio::io_context& io, std::unique_ptr<Stream> stream, std
                        ConnectionCounters* counters)
     : io_(io),
       stream_(std::move(stream)),
+      counters_(counters ? counters : &g_unused_counters),
       decoder_(max_frame),
-      read_buffer_(kReadChunk),
-      counters_(counters ? counters : &g_unused_counters) {}
+      read_buffer_(kReadChunk) {}
 
 Connection::~Connection() {
   stream_->close();
@@ -39,7 +39,7 @@ void Connection::arm_read() {
   read_armed_ = true;
   stream_->wait_readable([self = shared_from_this()](std::error_code ec) {
     self->read_armed_ = false;
-    if (!self->open_) return;
+    if (!self->is_open()) return;
     if (ec) {
       self->fail(Status(Errc::io_error, "wait for read: " + ec.message()));
       return;
@@ -90,7 +90,7 @@ void Connection::on_readable() {
   counters_->frames_in.fetch_add(frames.size(), std::memory_order_relaxed);
   // Frames that arrived before a bad header are still delivered: they were valid.
   if (!frames.empty() && on_frames_) on_frames_(frames);
-  if (!open_) return;  // the owner closed us while handling the batch
+  if (!is_open()) return;  // the owner closed us while handling the batch
   if (!bad.ok()) {
     if (bad.code() == Errc::frame_too_large || bad.code() == Errc::protocol_error) {
       // Stop reading but keep the stream: the owner sends GOAWAY with the reason, then closes.
@@ -115,59 +115,127 @@ void Connection::on_readable() {
 void Connection::resume_reading() {
   if (!paused_) return;
   paused_ = false;
-  if (open_ && reading_ && !read_armed_) arm_read();
+  if (is_open() && reading_ && !read_armed_) arm_read();
 }
 
 void Connection::send(WireFrame frame) {
-  if (!open_) return;
+  std::lock_guard lock(write_mutex_);
+  if (!open_.load(std::memory_order_relaxed)) return;
   queue_.push(std::move(frame));
-  schedule_flush();
+  schedule_flush_locked();
 }
 
-void Connection::schedule_flush() {
+void Connection::send_direct(std::vector<WireFrame>& frames) {
+  std::lock_guard lock(write_mutex_);
+  if (!open_.load(std::memory_order_relaxed)) return;
+  for (WireFrame& f : frames) queue_.push(std::move(f));
+  write_now_locked();
+}
+
+void Connection::push(WireFrame frame) {
+  std::lock_guard lock(write_mutex_);
+  if (!open_.load(std::memory_order_relaxed)) return;
+  queue_.push(std::move(frame));
+}
+
+void Connection::flush_now() {
+  std::lock_guard lock(write_mutex_);
+  if (!open_.load(std::memory_order_relaxed)) return;
+  write_now_locked();
+}
+
+void Connection::write_now_locked() {
+  // A full socket: the writable wait will write everything in order; trying now would only
+  // return EAGAIN. Otherwise the queue is written from its front, so frames the I/O thread
+  // queued (and has not flushed yet) leave first, in one writev with ours.
+  if (waiting_writable_ || queue_.empty()) return;
+  queue_.gather(iov_);
+  IoResult r = stream_->try_write(iov_);
+  if (r.state == IoState::ok) {
+    counters_->writev_calls.fetch_add(1, std::memory_order_relaxed);
+    counters_->direct_writes.fetch_add(1, std::memory_order_relaxed);
+    counters_->bytes_out.fetch_add(r.bytes, std::memory_order_relaxed);
+    counters_->frames_out.fetch_add(queue_.consume(r.bytes), std::memory_order_relaxed);
+  }
+  // The rest (a partial write, EAGAIN) or an error goes to the I/O thread: it arms the writable
+  // wait, or fails the connection, as its own flush would.
+  if (!queue_.empty()) schedule_flush_locked();
+}
+
+std::size_t Connection::queued_bytes() const {
+  std::lock_guard lock(write_mutex_);
+  return queue_.queued_bytes();
+}
+
+void Connection::schedule_flush_locked() {
   if (flush_scheduled_ || waiting_writable_) return;
   flush_scheduled_ = true;
-  asio::post(io_, [self = shared_from_this()] {
-    self->flush_scheduled_ = false;
-    self->flush();
-  });
+  asio::post(io_, [self = shared_from_this()] { self->flush(); });
 }
 
-void Connection::flush() {
-  while (open_ && !queue_.empty()) {
+bool Connection::write_queue_locked(Status& error) {
+  while (open_.load(std::memory_order_relaxed) && !queue_.empty()) {
     queue_.gather(iov_);
     IoResult r = stream_->try_write(iov_);
     if (r.state == IoState::would_block) {
       waiting_writable_ = true;
+      // Armed under the mutex so that send_direct() sees the wait and queues behind it; the
+      // handler never runs inside wait_writable().
       stream_->wait_writable([self = shared_from_this()](std::error_code ec) {
-        self->waiting_writable_ = false;
-        if (!self->open_) return;
+        {
+          std::lock_guard lock(self->write_mutex_);
+          self->waiting_writable_ = false;
+        }
+        if (!self->open_.load(std::memory_order_relaxed)) return;
         if (ec) {
           self->fail(Status(Errc::io_error, "wait for write: " + ec.message()));
           return;
         }
         self->flush();
       });
-      return;
+      return true;
     }
     if (r.state != IoState::ok) {
-      fail(r.state == IoState::error ? r.error : Status(Errc::closed, "peer closed"));
-      return;
+      error = r.state == IoState::error ? r.error : Status(Errc::closed, "peer closed");
+      return false;
     }
     counters_->writev_calls.fetch_add(1, std::memory_order_relaxed);
     counters_->bytes_out.fetch_add(r.bytes, std::memory_order_relaxed);
     counters_->frames_out.fetch_add(queue_.consume(r.bytes), std::memory_order_relaxed);
   }
-  if (closing_ && open_ && queue_.empty()) close();
+  return true;
+}
+
+void Connection::flush() {
+  Status error;
+  bool done = false;
+  {
+    std::lock_guard lock(write_mutex_);
+    flush_scheduled_ = false;
+    if (waiting_writable_) return;  // the writable wait flushes when the socket has room
+    if (!write_queue_locked(error)) {
+      // fail() below closes; nothing more is written meanwhile (it holds the queue's frames).
+    } else {
+      done = closing_ && open_.load(std::memory_order_relaxed) && queue_.empty();
+    }
+  }
+  if (!error.ok()) {
+    fail(std::move(error));
+  } else if (done) {
+    close();
+  }
 }
 
 void Connection::close_gracefully(WireFrame last, std::chrono::milliseconds linger) {
-  if (!open_) return;
+  if (!open_.load(std::memory_order_relaxed)) return;
   reading_ = false;
-  closing_ = true;
-  queue_.push(std::move(last));
-  if (!waiting_writable_) flush();
-  if (!open_) return;  // everything left at once
+  {
+    std::lock_guard lock(write_mutex_);
+    closing_ = true;
+    queue_.push(std::move(last));
+  }
+  flush();
+  if (!open_.load(std::memory_order_relaxed)) return;  // everything left at once
   linger_ = std::make_unique<asio::steady_timer>(io_, linger);
   linger_->async_wait([self = shared_from_this()](std::error_code ec) {
     if (!ec) self->close();  // the peer did not take it all in time
@@ -175,30 +243,36 @@ void Connection::close_gracefully(WireFrame last, std::chrono::milliseconds ling
 }
 
 void Connection::close_after(WireFrame last) {
-  if (!open_) return;
-  queue_.push(std::move(last));
-  // One attempt, no waiting: a peer that does not read does not get to delay its own eviction.
-  queue_.gather(iov_);
-  IoResult r = stream_->try_write(iov_);
-  if (r.state == IoState::ok) {
-    counters_->writev_calls.fetch_add(1, std::memory_order_relaxed);
-    counters_->frames_out.fetch_add(queue_.consume(r.bytes), std::memory_order_relaxed);
+  if (!open_.load(std::memory_order_relaxed)) return;
+  {
+    std::lock_guard lock(write_mutex_);
+    queue_.push(std::move(last));
+    // One attempt, no waiting: a peer that does not read does not get to delay its own eviction.
+    queue_.gather(iov_);
+    IoResult r = stream_->try_write(iov_);
+    if (r.state == IoState::ok) {
+      counters_->writev_calls.fetch_add(1, std::memory_order_relaxed);
+      counters_->frames_out.fetch_add(queue_.consume(r.bytes), std::memory_order_relaxed);
+    }
   }
   close();
 }
 
 void Connection::close() {
-  if (!open_) return;
-  open_ = false;
+  {
+    std::lock_guard lock(write_mutex_);
+    if (!open_.load(std::memory_order_relaxed)) return;
+    open_.store(false, std::memory_order_release);
+    queue_.clear();
+    stream_->close();
+  }
   reading_ = false;
   if (linger_) linger_->cancel();
-  queue_.clear();
-  stream_->close();
   detach();
 }
 
 void Connection::fail(Status why) {
-  if (!open_) return;
+  if (!open_.load(std::memory_order_relaxed)) return;
   ClosedHandler handler = std::move(on_closed_);
   close();
   if (handler) {

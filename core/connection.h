@@ -2,8 +2,13 @@
 // share.
 //
 // Contract:
-// - Created and used on one I/O thread only; owned through shared_ptr because pending waits
-//   keep it alive until they have run.
+// - Created and used on one I/O thread, with three exceptions: send_direct(), push() and
+//   flush_now() may be called from any thread (a client's JavaScript thread writes its own
+//   batches while the socket is idle), as may is_open() and queued_bytes(). The outbound queue
+//   and every write to or close of the stream are guarded by one mutex (write_mutex_) that the
+//   I/O thread's flush shares with them; reading, the handlers, the timers and every state change
+//   (close, fail) stay on the I/O thread. Owned through shared_ptr because pending waits keep it
+//   alive until they have run.
 // - on_frames receives every frame decoded from one readiness event in one call (one batch), in
 //   arrival order, each a Slice that starts at its length prefix (frame.h).
 // - on_closed runs at most once, posted (never from inside send() or on_frames), and only for
@@ -13,7 +18,15 @@
 //   still send its reason with close_after(); after EOF or an I/O error it is closed.
 // - send() queues a frame and schedules a flush at the end of the current I/O turn, so every
 //   frame queued in one turn leaves in one writev; an idle connection is never held back by a
-//   timer. After close(), send() drops frames silently.
+//   timer. After close(), send() and send_direct() drop frames silently.
+// - send_direct() queues its frames and writes the queue at once, from its front, with one
+//   nonblocking writev on the calling thread, unless the socket is known to be full (a writable
+//   wait is armed). Whatever a partial write or EAGAIN leaves over, the I/O thread finishes (a
+//   flush is posted; it arms the writable wait or reports the error). The queue is the one order:
+//   frames leave in the order send(), push() and send_direct() queued them, whichever thread
+//   called them and whichever thread writes. A write error seen off the I/O thread is left to
+//   that flush, so only the I/O thread closes. push() + flush_now() are send_direct() in two
+//   steps, for a caller that queues frames for several connections and writes each once.
 #pragma once
 
 #include <asio/steady_timer.hpp>
@@ -23,6 +36,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "batcher.h"
@@ -41,6 +55,7 @@ struct ConnectionCounters {
   std::atomic<std::uint64_t> bytes_in{0};
   std::atomic<std::uint64_t> bytes_out{0};
   std::atomic<std::uint64_t> writev_calls{0};
+  std::atomic<std::uint64_t> direct_writes{0};  // of writev_calls: made by send_direct()'s caller
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -60,6 +75,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void detach();
 
   void send(WireFrame frame);
+  // Any thread: see the contract above. Takes the frames' buffers (no copy).
+  void send_direct(std::vector<WireFrame>& frames);
+  void push(WireFrame frame);
+  void flush_now();
   // Writes `last` (best effort, without waiting) after what is queued, then closes.
   void close_after(WireFrame last);
   // Queues `last`, keeps writing until everything queued has left or `linger` has passed, then
@@ -73,9 +92,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void pause_reading() { paused_ = true; }
   void resume_reading();
 
-  bool is_open() const { return open_; }
+  bool is_open() const { return open_.load(std::memory_order_acquire); }
   bool is_reading() const { return reading_; }
-  std::size_t queued_bytes() const { return queue_.queued_bytes(); }
+  std::size_t queued_bytes() const;
   void set_max_frame(std::size_t max_frame) { decoder_.set_max_frame(max_frame); }
   PeerCredentials credentials() const { return stream_->credentials(); }
   // Memory held for a partly received frame (for the hard-limit tests).
@@ -86,27 +105,37 @@ class Connection : public std::enable_shared_from_this<Connection> {
  private:
   void arm_read();
   void on_readable();
-  void schedule_flush();
+  // The *_locked members require write_mutex_.
+  void schedule_flush_locked();
+  void write_now_locked();
+  // Writes queued frames until the queue is empty or the socket would block; true when nothing
+  // went wrong (`error` is set otherwise).
+  bool write_queue_locked(Status& error);
   void flush();
   void fail(Status why);
 
   asio::io_context& io_;
   std::unique_ptr<Stream> stream_;
-  FrameDecoder decoder_;
+  ConnectionCounters* counters_;
+
+  mutable std::mutex write_mutex_;  // guards the members up to the blank line, and stream writes
   Batcher queue_;
   std::vector<IoVec> iov_;
+  bool closing_ = false;  // close once the queue is empty
+  bool flush_scheduled_ = false;
+  bool waiting_writable_ = false;
+  // Changed under write_mutex_ on the I/O thread only; read anywhere.
+  std::atomic<bool> open_{true};
+
+  // I/O thread only.
+  FrameDecoder decoder_;
   Buffer read_buffer_;
-  ConnectionCounters* counters_;
   FramesHandler on_frames_;
   ClosedHandler on_closed_;
-  bool open_ = true;
   bool reading_ = true;
-  bool closing_ = false;  // close once the queue is empty
   std::unique_ptr<asio::steady_timer> linger_;
-  bool flush_scheduled_ = false;
   bool paused_ = false;
   bool read_armed_ = false;
-  bool waiting_writable_ = false;
 };
 
 }  // namespace switchboard

@@ -74,12 +74,12 @@ WireFrame goaway_frame(const Status& why) {
 
 // The in-process peer's mailbox, shared by the Port handle (any thread) and the hub (I/O thread).
 struct LocalLink {
-  PortCallbacks callbacks;
+  PortCallbacks callbacks;  // called on the I/O thread only
   PeerId id = 0;
   std::mutex mutex;  // guards inbox and drain_scheduled
   std::vector<Envelope> inbox;
   bool drain_scheduled = false;
-  // I/O thread only:
+  // Under the hub's state_mutex_:
   std::vector<Envelope> outbox;
   bool flush_scheduled = false;
   bool closed = false;
@@ -104,6 +104,12 @@ class Hub::Impl : public std::enable_shared_from_this<Hub::Impl> {
     return true;
   }
   void drain_local(const std::shared_ptr<LocalLink>& link);
+  // Any thread but the I/O thread: routes `batch` on the calling thread and writes what it sends
+  // to socket peers directly (Connection::push + flush_now), when nothing of this port waits for
+  // the I/O thread. False (batch untouched) when something does: the caller posts instead.
+  bool route_now(const std::shared_ptr<LocalLink>& link, std::vector<Envelope>& batch,
+                 Status& status);
+  bool in_io_thread() const { return io_.in_thread(); }
   void remove_local(PeerId id);
 
   const HubOptions& options() const { return opt_; }
@@ -147,6 +153,7 @@ class Hub::Impl : public std::enable_shared_from_this<Hub::Impl> {
   void send_to(Peer& peer, Outgoing& msg, bool droppable);
   void send_to(Peer& peer, Envelope env);
   void flush_local(const std::shared_ptr<LocalLink>& link);
+  void route_local(const std::shared_ptr<LocalLink>& link, std::vector<Envelope>& batch);
   // Marks a peer for removal once the current batch is done (routing may be iterating).
   void doom(Peer& peer, Status why, bool goaway);
   void finish_batch();
@@ -181,6 +188,20 @@ class Hub::Impl : public std::enable_shared_from_this<Hub::Impl> {
   std::unique_ptr<asio::steady_timer> accept_retry_;
   std::unique_ptr<asio::steady_timer> liveness_timer_;
   std::unique_ptr<asio::steady_timer> endpoint_timer_;
+
+  // The routing state, up to the blank line. The I/O thread holds state_mutex_ in every handler
+  // that touches it; LocalPort::submit() takes it to route the local peer's batch on its own
+  // thread (route_now). Lock order: state_mutex_, then a LocalLink's mutex or a Connection's
+  // write mutex. Callbacks into the local peer and on_peer run on the I/O thread, some with it
+  // held: they must not block on the hub (a submit() from there takes the posted path).
+  std::mutex state_mutex_;
+  // True while route_now() routes on another thread: removals are left to the I/O thread, which
+  // owns the connections' and timers' life.
+  bool routing_now_ = false;
+  // True while route_now() or on_frames() routes: sends to socket peers are queued
+  // (Connection::push) and each connection is written once when the batch is done.
+  bool collecting_writes_ = false;
+  std::vector<std::shared_ptr<Connection>> written_now_;  // connections pushed to meanwhile
   std::uint64_t next_ping_ = 1;
   // Set by shutdown(): a timer whose handler was already queued when it was cancelled must not
   // re-arm, or the I/O thread would never run out of work and close() would never return.
@@ -210,6 +231,12 @@ class LocalPort final : public Port {
 
   Status submit(std::vector<Envelope> batch) override {
     if (closed_.load()) return Status(Errc::closed, "this bus is closed");
+    // Routed on this thread unless this is the hub's own thread (a callback answering at once):
+    // that one holds the routing state and posts instead.
+    if (!hub_->in_io_thread()) {
+      Status status;
+      if (hub_->route_now(link_, batch, status)) return status;
+    }
     bool schedule = false;
     {
       std::lock_guard lock(link_->mutex);
@@ -318,6 +345,7 @@ void Hub::Impl::close() {
 }
 
 void Hub::Impl::shutdown() {
+  std::lock_guard state(state_mutex_);
   shut_down_ = true;
   if (listener_) listener_->close();
   if (accept_retry_) accept_retry_->cancel();
@@ -345,6 +373,7 @@ HubStats Hub::Impl::stats() const {
   s.frames_in = wire_.frames_in.load();
   s.frames_out = wire_.frames_out.load();
   s.writev_calls = wire_.writev_calls.load();
+  s.direct_writes = wire_.direct_writes.load();
   s.rejected = rejected_.load();
   s.declared_dead = declared_dead_.load();
   s.endpoint_restored = endpoint_restored_.load();
@@ -355,6 +384,7 @@ std::vector<HubPeerStats> Hub::Impl::peer_stats() {
   std::vector<HubPeerStats> out;
   std::promise<void> done;
   if (!post_if_running([this, &out, &done] {
+        std::lock_guard state(state_mutex_);
         for (auto& [id, p] : peers_) {
           HubPeerStats s;
           s.id = id;
@@ -440,6 +470,7 @@ void Hub::Impl::accept_next() {
 }
 
 void Hub::Impl::on_accept(std::unique_ptr<Stream> stream) {
+  std::lock_guard state(state_mutex_);
   PeerCredentials cred = stream->credentials();
   auto peer = std::make_unique<Peer>();
   peer->id = next_peer_++;
@@ -449,6 +480,7 @@ void Hub::Impl::on_accept(std::unique_ptr<Stream> stream) {
                                             opt_.handshake_max_frame, &wire_);
   peer->conn->start([this, id](std::vector<Slice>& frames) { on_frames(id, frames); },
                     [this, id](const Status& why) {
+                      std::lock_guard held(state_mutex_);
                       // A bad frame leaves the stream writable so the peer learns why.
                       bool tell =
                           why.code() == Errc::frame_too_large || why.code() == Errc::protocol_error;
@@ -489,6 +521,7 @@ void Hub::Impl::on_accept(std::unique_ptr<Stream> stream) {
   p.handshake_timer = std::make_unique<asio::steady_timer>(io_.context(), opt_.handshake_timeout);
   p.handshake_timer->async_wait([this, id](std::error_code ec) {
     if (ec) return;
+    std::lock_guard held(state_mutex_);
     Peer* late = find(id);
     if (!late || late->admitted) return;
     doom(*late,
@@ -502,24 +535,35 @@ void Hub::Impl::on_accept(std::unique_ptr<Stream> stream) {
 }
 
 void Hub::Impl::on_frames(PeerId id, std::vector<Slice>& frames) {
-  const DecodeLimits limits{opt_.max_topic};
-  // Any frame proves the peer alive, not only a PONG: a busy peer is not a dead one.
-  if (Peer* peer = find(id)) peer->heard = true;
-  for (const Slice& frame : frames) {
-    Peer* peer = find(id);
-    if (!peer || peer->closing) break;
-    if (!peer->admitted) {
-      handshake(*peer, frame_body(frame));
-      continue;
+  std::vector<std::shared_ptr<Connection>> written;
+  {
+    std::lock_guard state(state_mutex_);
+    // What this batch routes to socket peers is written at its end, one writev per connection,
+    // instead of by a flush posted for later: that posted flush cost the I/O thread another
+    // turn (an epoll_wait) per hop.
+    collecting_writes_ = true;
+    const DecodeLimits limits{opt_.max_topic};
+    // Any frame proves the peer alive, not only a PONG: a busy peer is not a dead one.
+    if (Peer* peer = find(id)) peer->heard = true;
+    for (const Slice& frame : frames) {
+      Peer* peer = find(id);
+      if (!peer || peer->closing) break;
+      if (!peer->admitted) {
+        handshake(*peer, frame_body(frame));
+        continue;
+      }
+      Envelope env;
+      if (Status s = decode_frame(frame, env, limits); !s.ok()) {
+        doom(*peer, s, true);
+        break;
+      }
+      handle(*peer, env);
     }
-    Envelope env;
-    if (Status s = decode_frame(frame, env, limits); !s.ok()) {
-      doom(*peer, s, true);
-      break;
-    }
-    handle(*peer, env);
+    finish_batch();
+    collecting_writes_ = false;
+    written.swap(written_now_);
   }
-  finish_batch();
+  for (const auto& conn : written) conn->flush_now();
 }
 
 void Hub::Impl::handshake(Peer& peer, const Slice& body) {
@@ -754,7 +798,18 @@ void Hub::Impl::send_to(Peer& peer, Outgoing& msg, bool droppable) {
     peer.local->outbox.push_back(msg.env);
     if (!peer.local->flush_scheduled) {
       peer.local->flush_scheduled = true;
-      asio::post(io_.context(), [this, link = peer.local] { flush_local(link); });
+      asio::post(io_.context(), [this, link = peer.local] {
+        std::vector<Envelope> batch;
+        {
+          std::lock_guard state(state_mutex_);
+          link->flush_scheduled = false;
+          if (link->closed) return;
+          batch.swap(link->outbox);
+        }
+        // Without the routing state held: the local peer's thread may be routing meanwhile.
+        // The callbacks themselves change only on this thread (remove_local).
+        if (!batch.empty() && link->callbacks.on_batch) link->callbacks.on_batch(batch);
+      });
     }
     return;
   }
@@ -773,6 +828,13 @@ void Hub::Impl::send_to(Peer& peer, Outgoing& msg, bool droppable) {
     return;
   }
   if (droppable) events_routed_.fetch_add(1, std::memory_order_relaxed);
+  if (collecting_writes_) {
+    peer.conn->push(frame);
+    if (std::find(written_now_.begin(), written_now_.end(), peer.conn) == written_now_.end()) {
+      written_now_.push_back(peer.conn);
+    }
+    return;
+  }
   peer.conn->send(frame);
 }
 
@@ -796,6 +858,7 @@ void Hub::Impl::arm_liveness() {
 }
 
 void Hub::Impl::check_liveness() {
+  std::lock_guard state(state_mutex_);
   for (auto& [id, peer] : peers_) {
     // The local peer shares our process; one still in the handshake has its own deadline.
     if (!peer->conn || !peer->admitted || peer->closing) continue;
@@ -843,6 +906,16 @@ void Hub::Impl::doom(Peer& peer, Status why, bool goaway) {
 }
 
 void Hub::Impl::finish_batch() {
+  if (routing_now_ && !doomed_.empty()) {
+    // Closing connections and calling the local peer's callbacks belong to the I/O thread; the
+    // doomed peers are marked closing already, so nothing more is routed to them meanwhile.
+    asio::post(io_.context(), [this] {
+      std::lock_guard state(state_mutex_);
+      finish_batch();
+    });
+    update_gauges();
+    return;
+  }
   while (!doomed_.empty()) {
     auto batch = std::move(doomed_);
     doomed_.clear();
@@ -918,6 +991,7 @@ std::unique_ptr<Port> Hub::Impl::connect_local(LocalPeerInfo info, PortCallbacks
   std::promise<PeerId> assigned;
   auto future = assigned.get_future();
   bool posted = post_if_running([this, link, &info, &assigned] {
+    std::lock_guard state(state_mutex_);
     auto peer = std::make_unique<Peer>();
     peer->id = next_peer_++;
     peer->admitted = true;
@@ -940,12 +1014,42 @@ std::unique_ptr<Port> Hub::Impl::connect_local(LocalPeerInfo info, PortCallbacks
 }
 
 void Hub::Impl::drain_local(const std::shared_ptr<LocalLink>& link) {
+  std::lock_guard state(state_mutex_);
   std::vector<Envelope> batch;
   {
     std::lock_guard lock(link->mutex);
     batch.swap(link->inbox);
     link->drain_scheduled = false;
   }
+  route_local(link, batch);
+}
+
+bool Hub::Impl::route_now(const std::shared_ptr<LocalLink>& link, std::vector<Envelope>& batch,
+                          Status& status) {
+  std::vector<std::shared_ptr<Connection>> written;
+  {
+    std::lock_guard state(state_mutex_);
+    if (shut_down_) {
+      status = Status(Errc::closed, "the hub is closed");
+      return true;
+    }
+    {
+      // Frames of this port wait for the I/O thread: these go behind them, the posted way.
+      std::lock_guard lock(link->mutex);
+      if (!link->inbox.empty() || link->drain_scheduled) return false;
+    }
+    routing_now_ = collecting_writes_ = true;
+    route_local(link, batch);
+    routing_now_ = collecting_writes_ = false;
+    written.swap(written_now_);
+  }
+  // Written without the routing state held, so that the I/O thread routes meanwhile; each
+  // connection's queue keeps the order in which frames were routed to it.
+  for (const auto& conn : written) conn->flush_now();
+  return true;
+}
+
+void Hub::Impl::route_local(const std::shared_ptr<LocalLink>& link, std::vector<Envelope>& batch) {
   for (Envelope& env : batch) {
     Peer* peer = find(link->id);
     if (!peer || peer->closing) break;
@@ -963,6 +1067,7 @@ void Hub::Impl::drain_local(const std::shared_ptr<LocalLink>& link) {
 }
 
 void Hub::Impl::remove_local(PeerId id) {
+  std::lock_guard state(state_mutex_);
   if (Peer* peer = find(id)) {
     peer->local->closed = true;  // the owner is closing: no callbacks back into it
     peer->local->callbacks = {};

@@ -4,7 +4,14 @@
 // Contract:
 // - start(), close(), stats(), peer_stats(), connect_local() and the accessors may be called from
 //   any thread other than the hub's I/O thread (peer_stats() and connect_local() wait for it).
-//   All routing state lives on the I/O thread; nothing else touches it.
+//   The routing state is guarded by one mutex that the I/O thread holds while it handles a
+//   batch, a timer or a connection event. The local port's submit() takes it to route its batch
+//   on the calling thread and writes the frames this sends to socket peers itself (one writev
+//   per connection, the rest left to the I/O thread), unless an earlier batch of that port still
+//   waits for the I/O thread. Everything else stays on the I/O thread: accepting, reading,
+//   closing connections and removing peers (a removal decided while routing on another thread
+//   is carried out by the I/O thread), timers, and every callback (PortCallbacks of the local
+//   port, on_peer).
 // - The hub reads only envelopes. Payload bytes pass through untouched, and one inbound payload
 //   is shared, not copied, by every subscriber's queue.
 // - Identity (the `sender` field of every routed frame) is the peer id the hub assigned at
@@ -96,6 +103,7 @@ struct HubStats {
   std::uint64_t frames_in = 0;
   std::uint64_t frames_out = 0;
   std::uint64_t writev_calls = 0;
+  std::uint64_t direct_writes = 0;      // of writev_calls: made by a local port's submitting thread
   std::uint64_t rejected = 0;           // connections closed by the handshake or a protocol error
   std::uint64_t declared_dead = 0;      // peers removed for not answering PINGs
   std::uint64_t endpoint_restored = 0;  // times the socket file was re-created after deletion

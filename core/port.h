@@ -4,9 +4,14 @@
 //
 // Contract:
 // - submit() may be called from any thread. It takes a whole batch (all frames of one
-//   JavaScript turn) and returns at once; frames leave in submission order.
-// - PortCallbacks run on the I/O thread, never concurrently with each other. on_batch receives
-//   every envelope that arrived in one I/O turn; the callee owns the vector's contents.
+//   JavaScript turn) and returns without waiting for the I/O thread; frames leave in submission
+//   order, also relative to the frames the port sends on its own (PONGs, re-subscriptions after
+//   a reconnect, the offline queue). A port may write the batch on the calling thread when its
+//   socket is idle (Client does: one nonblocking writev, the rest handed to the I/O thread), so
+//   submit() can cost a system call but never blocks on the peer.
+// - PortCallbacks run on the I/O thread, never concurrently with each other, and never inside
+//   submit(). on_batch receives every envelope that arrived in one I/O turn; the callee owns the
+//   vector's contents. A callback may call submit().
 // - close() may be called from any thread except from inside a callback; when it returns no
 //   callback is running and none will run again. Destroying a Port closes it.
 #pragma once
@@ -47,6 +52,7 @@ struct PortStats {
   std::uint64_t frames_in = 0;
   std::uint64_t frames_out = 0;
   std::uint64_t writev_calls = 0;
+  std::uint64_t direct_writes = 0;  // of writev_calls: made on the thread that called submit()
   PortState state = PortState::connecting;
 };
 

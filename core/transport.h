@@ -8,7 +8,10 @@
 //
 // Contract:
 // - Streams and listeners belong to the asio::io_context they were made with; every member
-//   function is called on that context's thread.
+//   function is called on that context's thread, with one exception: try_write() may be called
+//   from another thread when the caller serialises it with every other try_write() and with
+//   close() (Connection's write mutex does), so it must touch nothing that the context's thread
+//   changes outside close().
 // - The I/O is readiness based: try_read/try_write never block and report would_block; then
 //   wait_readable/wait_writable call their handler once when trying again makes sense. A
 //   completion-based OS API (Windows overlapped I/O) implements this with an internal buffer.

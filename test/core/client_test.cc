@@ -6,6 +6,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "test_support.h"
@@ -283,6 +286,179 @@ TEST(Client, AnOversizeEventIsReportedToItsSender) {
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->topic, "E_FRAME_TOO_LARGE");
   EXPECT_EQ(c.client->stats().connects, 1u);  // and the connection lives on
+}
+
+// --- Direct writes: submit() writes on the calling thread while the socket is idle ----------
+
+std::vector<Envelope> one(Envelope e) {
+  std::vector<Envelope> batch;
+  batch.push_back(std::move(e));
+  return batch;
+}
+
+TEST(Client, FramesItSendsItselfAndFramesWrittenDirectlyLeaveInSubmissionOrder) {
+  TempDir dir;
+  RawHub hub(dir.file("raw.sock"));
+  ASSERT_TRUE(hub.listening());
+  ClientOptions opt = quick_backoff();
+  opt.endpoint = dir.file("raw.sock");
+  opt.token = "t";
+  Recorder rec;
+  Client client(opt, rec.callbacks());
+  ASSERT_TRUE(client.start().ok());
+  auto link = hub.accept();
+  ASSERT_TRUE(link && RawHub::welcome(*link, 7));
+  ASSERT_TRUE(rec.wait_connects(1));
+  ASSERT_TRUE(client.submit(one(make(Kind::subscribe, "kept"))).ok());
+  auto sub = link->read_frame();
+  ASSERT_TRUE(sub && sub->kind == Kind::subscribe);
+  EXPECT_GE(client.stats().direct_writes, 1u);
+
+  // The connection drops: what is submitted now waits in the offline queue.
+  link.reset();
+  ASSERT_TRUE(rec.wait_state(PortState::reconnecting));
+  constexpr int kOffline = 200;
+  constexpr int kLater = 3000;
+  for (int i = 0; i < kOffline; ++i) {
+    ASSERT_TRUE(client.submit(one(make(Kind::event, "seq", 0, std::to_string(i)))).ok());
+  }
+  link = hub.accept();
+  ASSERT_TRUE(link);
+  // A writer that keeps submitting while the client is welcomed, re-subscribes and drains its
+  // offline queue on the I/O thread: its frames switch from queued to direct along the way and
+  // must not overtake any of those.
+  std::atomic<bool> go{false};
+  std::thread writer([&] {
+    while (!go.load()) std::this_thread::yield();
+    for (int i = kOffline; i < kOffline + kLater; ++i) {
+      while (!client.submit(one(make(Kind::event, "seq", 0, std::to_string(i)))).ok()) {
+        std::this_thread::yield();  // offline queue full: wait for the welcome
+      }
+    }
+  });
+  Envelope ping;
+  ping.kind = Kind::ping;
+  ping.id = 99;
+  go.store(true);
+  ASSERT_TRUE(RawHub::welcome(*link, 8, frame_bytes(ping)));
+  auto first = link->read_frame();
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->kind, Kind::subscribe) << "the re-subscription goes before anything queued";
+  EXPECT_EQ(first->topic, "kept");
+  int next = 0;
+  int pongs = 0;
+  while (next < kOffline + kLater) {
+    auto e = link->read_frame();
+    ASSERT_TRUE(e.has_value()) << "event " << next << " did not arrive";
+    if (e->kind == Kind::pong) {
+      ++pongs;
+      continue;
+    }
+    ASSERT_EQ(e->kind, Kind::event);
+    ASSERT_EQ(std::string(e->payload.view()), std::to_string(next)) << "out of order";
+    ++next;
+  }
+  writer.join();
+  EXPECT_EQ(pongs, 1) << "the hub's PING is answered once, in among the events";
+  EXPECT_GT(client.stats().direct_writes, 1u);
+  client.close();
+}
+
+TEST(Client, InvokesWrittenDirectlyAreAnsweredExactlyOnceWhenTheConnectionDrops) {
+  TempDir dir;
+  auto hub = std::make_unique<RawHub>(dir.file("raw.sock"));
+  ASSERT_TRUE(hub->listening());
+  ClientOptions opt = quick_backoff();
+  opt.endpoint = dir.file("raw.sock");
+  opt.token = "t";
+  opt.max_attempts = 0;  // after the drop: one failed attempt, then give up (fails what waits)
+  Recorder rec;
+  Client client(opt, rec.callbacks());
+  ASSERT_TRUE(client.start().ok());
+  auto link = hub->accept();
+  ASSERT_TRUE(link && RawHub::welcome(*link, 7));
+  ASSERT_TRUE(rec.wait_connects(1));
+
+  // Several threads invoke while the connection drops under them: some invokes are on the wire,
+  // some are queued on the connection, some land in the offline queue, later ones are refused.
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 400;
+  constexpr std::size_t kSeenBeforeDrop = 300;
+  std::mutex accepted_mutex;
+  std::vector<std::uint64_t> accepted;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 1; i <= kPerThread; ++i) {
+        std::uint64_t id = static_cast<std::uint64_t>(t) * 100000 + static_cast<std::uint64_t>(i);
+        if (client.submit(one(make(Kind::invoke, "never", id))).ok()) {
+          std::lock_guard lock(accepted_mutex);
+          accepted.push_back(id);
+        }
+      }
+    });
+  }
+  std::set<std::uint64_t> on_wire;
+  while (on_wire.size() < kSeenBeforeDrop) {
+    auto e = link->read_frame();
+    ASSERT_TRUE(e.has_value());
+    if (e->kind == Kind::invoke) on_wire.insert(e->id);
+  }
+  hub->close();  // no reconnect: the client gives up after one attempt
+  link.reset();
+  for (auto& t : threads) t.join();
+  ASSERT_TRUE(rec.wait_state(PortState::closed));
+  client.close();  // joins the I/O thread: nothing more can arrive
+
+  std::map<std::uint64_t, int> answers;
+  for (const Received& r : rec.of_kind(Kind::error)) ++answers[r.id];
+  EXPECT_EQ(answers.size(), accepted.size()) << "every accepted invoke is answered";
+  for (std::uint64_t id : accepted) {
+    ASSERT_EQ(answers[id], 1) << "invoke " << id << " answered " << answers[id] << " times";
+  }
+  for (const Received& r : rec.of_kind(Kind::error)) {
+    if (on_wire.contains(r.id)) {
+      EXPECT_EQ(r.topic, "E_CONNECTION_LOST") << "invoke " << r.id << " was written";
+    }
+  }
+  EXPECT_EQ(client.stats().in_flight, 0u);
+}
+
+TEST(Client, SubmitsFromSeveralThreadsAtOnceArriveWholeAndInEachThreadsOrder) {
+  HubOptions hopt;
+  hopt.ping_interval = std::chrono::milliseconds(1);  // PONGs from the I/O thread in between
+  hopt.ping_misses = 1000;
+  HubFixture f(hopt);
+  TestClient sub(*f.hub);
+  sub.subscribe("many");
+  TestClient pub(*f.hub);
+  constexpr int kThreads = 4;
+  const int per_thread = kSanitized ? 500 : 2000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < per_thread;) {
+        std::vector<Envelope> batch;
+        for (int k = 0; k < 1 + i % 3 && i < per_thread; ++k, ++i) {
+          batch.push_back(
+              make(Kind::event, "many", 0, std::to_string(t) + ":" + std::to_string(i)));
+        }
+        EXPECT_TRUE(pub.client->submit(std::move(batch)).ok());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const std::size_t total = static_cast<std::size_t>(kThreads * per_thread);
+  ASSERT_TRUE(sub.rec.wait_count(Kind::event, total, 20s));
+  std::vector<int> next(kThreads, 0);
+  for (const Received& r : sub.rec.of_kind(Kind::event)) {
+    auto colon = r.payload.find(':');
+    int t = std::stoi(r.payload.substr(0, colon));
+    int i = std::stoi(r.payload.substr(colon + 1));
+    ASSERT_EQ(i, next[static_cast<std::size_t>(t)]) << "thread " << t << " out of order";
+    ++next[static_cast<std::size_t>(t)];
+  }
+  EXPECT_GT(pub.client->stats().direct_writes, 0u);
 }
 
 TEST(Client, CloseFromAnyThreadStopsCallbacksAndJoins) {

@@ -8,6 +8,8 @@
 #include <msgpack.hpp>
 
 #include <chrono>
+#include <future>
+#include <memory>
 #include <thread>
 
 #include "test_support.h"
@@ -633,6 +635,136 @@ TEST(LocalPeer, AnOversizeInvokeFailsAtOnceInsteadOfReachingSocketPeers) {
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->topic, "E_FRAME_TOO_LARGE");
   EXPECT_EQ(remote.rec.count(Kind::invoke), 0u);
+  local->close();
+}
+
+// --- The local peer routes on its own thread (Hub::Impl::route_now) --------------------------
+
+std::vector<Envelope> one(Envelope e) {
+  std::vector<Envelope> batch;
+  batch.push_back(std::move(e));
+  return batch;
+}
+
+TEST(LocalPeer, ABatchIsRoutedAndWrittenOnTheSubmittingThread) {
+  HubFixture f;
+  TestClient sub(*f.hub);
+  sub.subscribe("now");
+  Recorder local_rec;
+  auto local = f.hub->connect_local({"main", "main", 0}, local_rec.callbacks());
+  const std::uint64_t before = f.hub->stats().direct_writes;
+  std::vector<Envelope> batch;
+  for (int i = 0; i < 10; ++i) batch.push_back(make(Kind::event, "now", 0, std::to_string(i)));
+  ASSERT_TRUE(local->submit(std::move(batch)).ok());
+  // Written by submit() itself: one writev for the batch, before submit() returned.
+  EXPECT_EQ(f.hub->stats().direct_writes, before + 1);
+  ASSERT_TRUE(sub.rec.wait_count(Kind::event, 10));
+  auto events = sub.rec.of_kind(Kind::event);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(events[i].payload, std::to_string(i));
+  local->close();
+}
+
+TEST(LocalPeer, ABatchNeverOvertakesOneThatWaitsForTheIoThread) {
+  HubFixture f;
+  TestClient sub(*f.hub);
+  sub.subscribe("order");
+  TestClient poker(*f.hub);
+  Recorder local_rec;
+  auto local = f.hub->connect_local({"main", "main", 0}, local_rec.callbacks());
+  Port* port = local.get();
+  ASSERT_TRUE(port->submit(one(make(Kind::subscribe, "poke", 1))).ok());
+  ASSERT_TRUE(local_rec.wait_reply(1).has_value());
+  // On the hub's I/O thread (a callback of the local port): submit "first", which must take the
+  // posted way, then hold the I/O thread so that it cannot drain it yet.
+  auto submitted = std::make_shared<std::promise<void>>();
+  auto go = std::make_shared<std::promise<void>>();
+  std::shared_future<void> released = go->get_future().share();
+  local_rec.set_on_envelope([port, submitted, released](const Envelope& e) {
+    if (e.kind != Kind::event) return;
+    (void)port->submit(one(make(Kind::event, "order", 0, "first")));
+    submitted->set_value();
+    released.wait();
+  });
+  ASSERT_TRUE(poker.send(make(Kind::event, "poke")).ok());
+  ASSERT_EQ(submitted->get_future().wait_for(5s), std::future_status::ready);
+  // "second" comes from another thread while "first" waits: it must not be routed before it.
+  ASSERT_TRUE(port->submit(one(make(Kind::event, "order", 0, "second"))).ok());
+  go->set_value();
+  ASSERT_TRUE(sub.rec.wait_count(Kind::event, 2));
+  auto events = sub.rec.of_kind(Kind::event);
+  EXPECT_EQ(events[0].payload, "first");
+  EXPECT_EQ(events[1].payload, "second");
+  local->close();
+}
+
+TEST(LocalPeer, SubmitsFromSeveralThreadsAtOnceArriveWholeAndInEachThreadsOrder) {
+  HubOptions opt;
+  opt.ping_interval = std::chrono::milliseconds(1);  // the I/O thread writes PINGs in between
+  opt.ping_misses = 1000;
+  HubFixture f(opt);
+  TestClient sub(*f.hub);
+  sub.subscribe("many");
+  TestClient remote(*f.hub);  // a socket publisher routed by the I/O thread meanwhile
+  Recorder local_rec;
+  auto local = f.hub->connect_local({"main", "main", 0}, local_rec.callbacks());
+  constexpr int kThreads = 4;  // thread kThreads publishes through the socket client
+  const int per_thread = kSanitized ? 500 : 2000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t <= kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      Port* port = t == kThreads ? static_cast<Port*>(remote.client.get()) : local.get();
+      for (int i = 0; i < per_thread;) {
+        std::vector<Envelope> batch;
+        for (int k = 0; k < 1 + i % 3 && i < per_thread; ++k, ++i) {
+          batch.push_back(
+              make(Kind::event, "many", 0, std::to_string(t) + ":" + std::to_string(i)));
+        }
+        EXPECT_TRUE(port->submit(std::move(batch)).ok());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const std::size_t total = static_cast<std::size_t>((kThreads + 1) * per_thread);
+  ASSERT_TRUE(sub.rec.wait_count(Kind::event, total, 20s));
+  std::vector<int> next(kThreads + 1, 0);
+  for (const Received& r : sub.rec.of_kind(Kind::event)) {
+    auto colon = r.payload.find(':');
+    auto t = static_cast<std::size_t>(std::stoi(r.payload.substr(0, colon)));
+    ASSERT_EQ(std::stoi(r.payload.substr(colon + 1)), next[t]) << "source " << t;
+    ++next[t];
+  }
+  EXPECT_GT(f.hub->stats().direct_writes, 0u);
+  local->close();
+}
+
+TEST(LocalPeer, ASlowPeerEvictedWhileRoutingOnTheSubmittingThreadIsRemovedAndTheHubGoesOn) {
+  HubOptions opt;
+  opt.high_water_mark = 1u << 20;
+  opt.overflow = OverflowPolicy::disconnect;
+  HubFixture f(opt);
+  RawPeer slow(f.hub->endpoint());  // subscribes, then never reads
+  ASSERT_TRUE(slow.handshake("test-token").has_value());
+  ASSERT_TRUE(slow.write(frame_bytes(make(Kind::subscribe, "flood", 1))));
+  auto ack = slow.read_frame();  // the subscription is in force once it is acknowledged
+  ASSERT_TRUE(ack && ack->kind == Kind::result);
+  Recorder local_rec;
+  auto local = f.hub->connect_local({"main", "main", 0}, local_rec.callbacks());
+  // 400 x 16 KiB = 6.4 MiB, far over the 1 MiB mark: the eviction is decided while routing on
+  // this thread and carried out by the I/O thread.
+  constexpr int kEvents = 400;
+  for (int i = 0; i < kEvents; ++i) {
+    ASSERT_TRUE(local->submit(one(make(Kind::event, "flood", 0, std::string(16384, 'f')))).ok());
+  }
+  ASSERT_TRUE(f.peers.wait(PeerEvent::Type::left, 1));
+  auto left = f.peers.of_type(PeerEvent::Type::left);
+  EXPECT_EQ(left[0].reason.code(), Errc::slow_consumer);
+  EXPECT_GT(f.hub->stats().direct_writes, 0u);
+  // The hub goes on: the local port still gets its acknowledgements.
+  ASSERT_TRUE(local->submit(one(make(Kind::subscribe, "after", 77))).ok());
+  auto r = local_rec.wait_reply(77);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->kind, Kind::result);
+  EXPECT_EQ(f.hub->stats().peers, 1u);
   local->close();
 }
 

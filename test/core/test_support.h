@@ -5,6 +5,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -289,6 +290,12 @@ class RawPeer {
     timeval tv{5, 0};
     ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   }
+  // Takes over a socket accepted elsewhere (RawHub::accept).
+  struct Adopt {};
+  RawPeer(Adopt, int fd) : fd_(fd), connected_(fd >= 0) {
+    timeval tv{5, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
   ~RawPeer() { close(); }
   RawPeer(const RawPeer&) = delete;
   RawPeer& operator=(const RawPeer&) = delete;
@@ -349,6 +356,61 @@ class RawPeer {
   bool connected_ = false;
   FrameDecoder decoder_{kDefaultMaxFrame};
   std::vector<Slice> frames_;
+};
+
+// A listening socket that plays the hub by hand, for tests that must see or control exactly
+// what a client writes (the order of its frames, when its connection drops).
+class RawHub {
+ public:
+  explicit RawHub(const std::string& endpoint) : endpoint_(endpoint) {
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, endpoint.data(), endpoint.size());
+    listening_ =
+        ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 && ::listen(fd_, 16) == 0;
+  }
+  ~RawHub() { close(); }
+  RawHub(const RawHub&) = delete;
+  RawHub& operator=(const RawHub&) = delete;
+
+  bool listening() const { return listening_; }
+  // Stops listening: a client's next connection attempt is refused.
+  void close() {
+    if (fd_ >= 0) {
+      ::close(fd_);
+      ::unlink(endpoint_.c_str());
+    }
+    fd_ = -1;
+  }
+  // The next connection, within 5 s; null if none came.
+  std::unique_ptr<RawPeer> accept() {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, 5000) != 1) return nullptr;
+    int fd = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) return nullptr;
+    return std::make_unique<RawPeer>(RawPeer::Adopt{}, fd);
+  }
+  // Reads the client's HELLO and welcomes it (as peer `peer_id`), followed by `extra` bytes.
+  static bool welcome(RawPeer& link, std::uint64_t peer_id, const std::string& extra = {}) {
+    auto hello = link.read_frame();
+    if (!hello || hello->kind != Kind::hello) return false;
+    Welcome w;
+    w.protocol = kProtocolVersion;
+    w.peer_id = peer_id;
+    w.hub_pid = static_cast<std::uint64_t>(::getpid());
+    w.hub_name = "raw";
+    w.max_frame = kDefaultMaxFrame;
+    Envelope e;
+    e.kind = Kind::welcome;
+    e.payload = encode_welcome(w);
+    return link.write(frame_bytes(e) + extra);
+  }
+
+ private:
+  std::string endpoint_;
+  int fd_ = -1;
+  bool listening_ = false;
 };
 
 // A started hub on a private endpoint, with its membership recorded.
