@@ -815,7 +815,11 @@ void Hub::Impl::send_to(Peer& peer, Outgoing& msg, bool droppable) {
   }
   if (!peer.conn || !peer.conn->is_open()) return;
   const WireFrame& frame = msg.frame();
-  if (droppable && peer.conn->queued_bytes() + frame.size() > opt_.high_water_mark) {
+  // The mark bounds a peer's backlog, not a message's size (max_frame does that): an event larger
+  // than the mark still goes to a peer with nothing queued, or it could never be delivered at all.
+  // A peer's queue is thus at most high_water_mark + max_frame.
+  std::size_t queued = droppable ? peer.conn->queued_bytes() : 0;
+  if (droppable && queued > 0 && queued + frame.size() > opt_.high_water_mark) {
     if (opt_.overflow == OverflowPolicy::drop) {
       ++peer.dropped;
       events_dropped_.fetch_add(1, std::memory_order_relaxed);

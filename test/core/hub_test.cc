@@ -534,6 +534,49 @@ TEST(SlowPeer, ABurstUnderTheMarkIsNeverDropped) {
   EXPECT_EQ(events, 3000u);
 }
 
+TEST(SlowPeer, AnEventLargerThanTheMarkReachesAPeerWithNothingQueued) {
+  // Messages may be up to max_frame (64 MiB); the 1 MiB mark must not make a 3 MiB event
+  // undeliverable to a peer that keeps up.
+  HubOptions opt;
+  opt.high_water_mark = 1u << 20;
+  HubFixture f(opt);
+  TestClient publisher(*f.hub);
+  TestClient reader(*f.hub);
+  reader.subscribe("big");
+  const std::string payload(3u << 20, 'b');
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(publisher.send(make(Kind::event, "big", 0, payload)).ok());
+    ASSERT_TRUE(reader.rec.wait_count(Kind::event, static_cast<std::size_t>(i + 1)));
+  }
+  EXPECT_EQ(reader.rec.of_kind(Kind::event).back().payload, payload);
+  EXPECT_EQ(f.hub->stats().events_dropped, 0u);
+}
+
+TEST(SlowPeer, ASecondLargeEventBehindAnUnreadOneIsDropped) {
+  // The first 3 MiB event is taken although it is over the mark (nothing was queued); the peer
+  // never reads, so most of it is still queued when the second arrives, which is dropped.
+  HubOptions opt;
+  opt.high_water_mark = 1u << 20;
+  HubFixture f(opt);
+  RawPeer stalled(f.hub->endpoint());
+  ASSERT_EQ(stalled.handshake(f.hub->token())->kind, Kind::welcome);
+  ASSERT_TRUE(stalled.write(frame_bytes(make(Kind::subscribe, "big", 1))));
+  ASSERT_EQ(stalled.read_frame()->kind, Kind::result);
+  TestClient publisher(*f.hub);
+  const std::string payload(3u << 20, 'b');
+  ASSERT_TRUE(publisher.send(make(Kind::event, "big", 0, payload)).ok());
+  ASSERT_TRUE(publisher.send(make(Kind::event, "big", 0, payload)).ok());
+  // The hub handles one publisher's frames in order: once a request sent after both is
+  // answered, both events have been routed or dropped.
+  ASSERT_TRUE(publisher.request(Kind::subscribe, "fence").has_value());
+  HubStats s = f.hub->stats();
+  EXPECT_EQ(s.events_routed, 1u);
+  EXPECT_EQ(s.events_dropped, 1u);
+  std::uint64_t queued = 0;
+  for (const HubPeerStats& p : f.hub->peer_stats()) queued = std::max(queued, p.queued_bytes);
+  EXPECT_LE(queued, opt.high_water_mark + payload.size() + 64);
+}
+
 // --- Load and batching ---------------------------------------------------------------------
 
 TEST(Load, HundredConcurrentClientsAllReceiveAndInvoke) {
