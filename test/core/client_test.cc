@@ -290,12 +290,6 @@ TEST(Client, AnOversizeEventIsReportedToItsSender) {
 
 // --- Direct writes: submit() writes on the calling thread while the socket is idle ----------
 
-std::vector<Envelope> one(Envelope e) {
-  std::vector<Envelope> batch;
-  batch.push_back(std::move(e));
-  return batch;
-}
-
 TEST(Client, FramesItSendsItselfAndFramesWrittenDirectlyLeaveInSubmissionOrder) {
   TempDir dir;
   RawHub hub(dir.file("raw.sock"));

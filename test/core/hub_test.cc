@@ -683,12 +683,6 @@ TEST(LocalPeer, AnOversizeInvokeFailsAtOnceInsteadOfReachingSocketPeers) {
 
 // --- The local peer routes on its own thread (Hub::Impl::route_now) --------------------------
 
-std::vector<Envelope> one(Envelope e) {
-  std::vector<Envelope> batch;
-  batch.push_back(std::move(e));
-  return batch;
-}
-
 TEST(LocalPeer, ABatchIsRoutedAndWrittenOnTheSubmittingThread) {
   HubFixture f;
   TestClient sub(*f.hub);

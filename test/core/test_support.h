@@ -255,6 +255,13 @@ inline Envelope make(Kind kind, std::string topic, std::uint64_t id = 0,
   return e;
 }
 
+// A batch of one, for Port::submit().
+inline std::vector<Envelope> one(Envelope e) {
+  std::vector<Envelope> batch;
+  batch.push_back(std::move(e));
+  return batch;
+}
+
 inline std::string frame_bytes(const Envelope& env) {
   WireFrame f;
   EXPECT_TRUE(encode_frame(env, f).ok());
