@@ -5,7 +5,7 @@
 namespace switchboard {
 
 void Batcher::push(WireFrame frame) {
-  queued_bytes_ += frame.size();
+  queued_bytes_.store(queued_bytes() + frame.size(), std::memory_order_relaxed);
   frames_.push_back(std::move(frame));
 }
 
@@ -40,7 +40,7 @@ void Batcher::gather(std::vector<IoVec>& iov, std::size_t max_iov) const {
 
 std::size_t Batcher::consume(std::size_t bytes) {
   std::size_t completed = 0;
-  queued_bytes_ -= bytes;
+  queued_bytes_.store(queued_bytes() - bytes, std::memory_order_relaxed);
   bytes += front_offset_;
   while (!frames_.empty() && bytes >= frames_.front().size()) {
     bytes -= frames_.front().size();
@@ -53,7 +53,7 @@ std::size_t Batcher::consume(std::size_t bytes) {
 
 void Batcher::clear() {
   frames_.clear();
-  queued_bytes_ = 0;
+  queued_bytes_.store(0, std::memory_order_relaxed);
   front_offset_ = 0;
 }
 

@@ -163,8 +163,7 @@ void Connection::write_now_locked() {
 }
 
 std::size_t Connection::queued_bytes() const {
-  std::lock_guard lock(write_mutex_);
-  return queue_.queued_bytes();
+  return queue_.queued_bytes();  // readable without the write mutex (batcher.h)
 }
 
 void Connection::schedule_flush_locked() {

@@ -152,7 +152,9 @@ class Hub::Impl : public std::enable_shared_from_this<Hub::Impl> {
   void ack(Peer& peer, std::uint64_t id, const Status& status);
   void send_to(Peer& peer, Outgoing& msg, bool droppable);
   void send_to(Peer& peer, Envelope env);
-  void flush_local(const std::shared_ptr<LocalLink>& link);
+  // The local peer's outbox: taken under state_mutex_, delivered on the I/O thread.
+  std::vector<Envelope> take_outbox(LocalLink& link);
+  void deliver_local(LocalLink& link, std::vector<Envelope>& batch);
   void route_local(const std::shared_ptr<LocalLink>& link, std::vector<Envelope>& batch);
   // Marks a peer for removal once the current batch is done (routing may be iterating).
   void doom(Peer& peer, Status why, bool goaway);
@@ -802,13 +804,11 @@ void Hub::Impl::send_to(Peer& peer, Outgoing& msg, bool droppable) {
         std::vector<Envelope> batch;
         {
           std::lock_guard state(state_mutex_);
-          link->flush_scheduled = false;
-          if (link->closed) return;
-          batch.swap(link->outbox);
+          batch = take_outbox(*link);
         }
         // Without the routing state held: the local peer's thread may be routing meanwhile.
         // The callbacks themselves change only on this thread (remove_local).
-        if (!batch.empty() && link->callbacks.on_batch) link->callbacks.on_batch(batch);
+        deliver_local(*link, batch);
       });
     }
     return;
@@ -842,12 +842,15 @@ void Hub::Impl::send_to(Peer& peer, Outgoing& msg, bool droppable) {
   peer.conn->send(frame);
 }
 
-void Hub::Impl::flush_local(const std::shared_ptr<LocalLink>& link) {
-  link->flush_scheduled = false;
-  if (link->closed || link->outbox.empty()) return;
+std::vector<Envelope> Hub::Impl::take_outbox(LocalLink& link) {
+  link.flush_scheduled = false;
   std::vector<Envelope> batch;
-  batch.swap(link->outbox);
-  if (link->callbacks.on_batch) link->callbacks.on_batch(batch);
+  if (!link.closed) batch.swap(link.outbox);
+  return batch;
+}
+
+void Hub::Impl::deliver_local(LocalLink& link, std::vector<Envelope>& batch) {
+  if (!batch.empty() && link.callbacks.on_batch) link.callbacks.on_batch(batch);
 }
 
 // --- Liveness and the endpoint -------------------------------------------------------------
@@ -978,7 +981,8 @@ void Hub::Impl::remove_peer(PeerId id, const Status& why, bool goaway) {
     }
   }
   if (peer->local) {
-    flush_local(peer->local);
+    std::vector<Envelope> last = take_outbox(*peer->local);
+    deliver_local(*peer->local, last);
     peer->local->closed = true;
     if (peer->local->callbacks.on_state) peer->local->callbacks.on_state(PortState::closed, why);
     peer->local->callbacks = {};
