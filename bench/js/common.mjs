@@ -45,11 +45,16 @@ export const maxRssKiB = () => process.resourceUsage().maxRSS;
  * Resolves with the hrtime at which the last event was handed over.
  */
 export function emitAll(n, emit, flowControl) {
+  return emitInChunks(n, CHUNK, makeEvent, emit, flowControl);
+}
+
+// `n` messages made by `make(i)`, `chunk` per macrotask, waiting on flowControl() between chunks.
+function emitInChunks(n, chunk, make, emit, flowControl) {
   return new Promise((resolve) => {
     let i = 0;
     const step = () => {
-      const end = Math.min(n, i + CHUNK);
-      for (; i < end; i++) emit(makeEvent(i));
+      const end = Math.min(n, i + chunk);
+      for (; i < end; i++) emit(make(i));
       if (i >= n) {
         setImmediate(() => resolve(now()));
         return;
@@ -167,21 +172,7 @@ export class BulkReceiver extends Receiver {
 
 /** S4 sender loop: like emitAll, BULK_CHUNK messages per turn. */
 export function emitBulk(n, emit, flowControl) {
-  return new Promise((resolve) => {
-    let i = 0;
-    const step = () => {
-      const end = Math.min(n, i + BULK_CHUNK);
-      for (; i < end; i++) emit(makeBulk(i));
-      if (i >= n) {
-        setImmediate(() => resolve(now()));
-        return;
-      }
-      const wait = flowControl?.();
-      if (wait) wait.then(() => setImmediate(step));
-      else setImmediate(step);
-    };
-    step();
-  });
+  return emitInChunks(n, BULK_CHUNK, makeBulk, emit, flowControl);
 }
 
 /** S3: `n` invokes with `window` in flight; returns calls/s and the wrong results. */
