@@ -102,13 +102,16 @@ class Delivery {
   using Item = typename Sink::Item;
 
   // Creates the delivery and its thread-safe function; the returned pointer stays valid until
-  // release() (and, after that, until the finalizer runs on the JavaScript thread).
+  // release() (and, after that, until the finalizer runs on the JavaScript thread). Null if the
+  // thread-safe function cannot be made (an environment being torn down): a push() into a
+  // delivery without one would abort in Node.js's own checks.
   static Delivery* create(Napi::Env env, Sink sink, const char* name) {
     auto owned = std::make_unique<Delivery>(std::move(sink));
     Delivery* self = owned.get();
     self->tsfn_ = Tsfn::New(env, name, 0, 1, self, [](Napi::Env, void*, Delivery* ctx) {
       std::unique_ptr<Delivery> reclaim(ctx);  // finalizer: the JS thread, last of all
     });
+    if (static_cast<napi_threadsafe_function>(self->tsfn_) == nullptr) return nullptr;
     (void)owned.release();  // now owned by the thread-safe function (see its finalizer)
     self->tsfn_.Unref(env);
     return self;

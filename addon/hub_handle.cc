@@ -114,6 +114,10 @@ Napi::Value HubHandle::start(const Napi::CallbackInfo& info) {
     PeerSink sink;
     if (!on_peer.IsEmpty()) sink.on_peer = Napi::Persistent(on_peer);
     Delivery<PeerSink>* peers = Delivery<PeerSink>::create(env, std::move(sink), "switchboard:hub");
+    if (peers == nullptr) {
+      throw_error(env, "E_CLOSED", "startHub(): this JavaScript environment is shutting down");
+      return env.Undefined();
+    }
     opt.on_peer = [peers](const PeerEvent& ev) { peers->push(ev); };
     std::string name = opt.name;
     auto hub = std::make_unique<Hub>(std::move(opt));
@@ -123,9 +127,17 @@ Napi::Value HubHandle::start(const Napi::CallbackInfo& info) {
       return env.Undefined();
     }
     Napi::Object obj = Instance::get(env).hub_class.New({});
-    HubHandle* self = HubHandle::Unwrap(obj);
-    obj.Set("endpoint", hub->endpoint());
-    obj.Set("token", hub->token());
+    HubHandle* self = obj.IsEmpty() ? nullptr : HubHandle::Unwrap(obj);
+    napi_value endpoint = raw::string(env, hub->endpoint());
+    napi_value token = raw::string(env, hub->token());
+    if (self == nullptr || endpoint == nullptr || token == nullptr ||
+        napi_set_named_property(env, obj, "endpoint", endpoint) != napi_ok ||
+        napi_set_named_property(env, obj, "token", token) != napi_ok) {
+      // The environment is being torn down (or an exception is pending): nobody can use the hub.
+      hub->close();
+      peers->release();
+      return env.Undefined();
+    }
     register_local_hub(self, *hub, name);
     self->hub_ = std::move(hub);
     self->peers_ = peers;
@@ -173,6 +185,10 @@ Napi::Value HubHandle::connect_local(const Napi::CallbackInfo& info) {
     }
     Delivery<PortSink>* delivery =
         PortHandle::make_delivery(env, info[2].As<Napi::Function>(), info[3].As<Napi::Function>());
+    if (delivery == nullptr) {
+      throw_error(env, "E_CLOSED", "connectLocal(): this JavaScript environment is shutting down");
+      return env.Undefined();
+    }
     LocalPeerInfo peer;
     peer.role = info[0].As<Napi::String>().Utf8Value();
     peer.name = info[1].As<Napi::String>().Utf8Value();

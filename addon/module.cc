@@ -28,6 +28,10 @@ Napi::Value connect(const Napi::CallbackInfo& info) {
     }
     Delivery<PortSink>* delivery =
         PortHandle::make_delivery(env, info[1].As<Napi::Function>(), info[2].As<Napi::Function>());
+    if (delivery == nullptr) {
+      throw_error(env, "E_CLOSED", "connect(): this JavaScript environment is shutting down");
+      return env.Undefined();
+    }
     auto client = std::make_unique<Client>(std::move(opt), PortHandle::callbacks_for(delivery));
     if (Status s = client->start(); !s.ok()) {
       delivery->release();

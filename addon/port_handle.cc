@@ -241,10 +241,17 @@ PortHandle::~PortHandle() {
   shutdown();
 }
 
-Napi::Object PortHandle::wrap(Napi::Env env, std::unique_ptr<Port> port,
-                              Delivery<PortSink>* delivery) {
+Napi::Value PortHandle::wrap(Napi::Env env, std::unique_ptr<Port> port,
+                             Delivery<PortSink>* delivery) {
   Napi::Object obj = Instance::get(env).port_class.New({});
-  PortHandle* self = PortHandle::Unwrap(obj);
+  PortHandle* self = obj.IsEmpty() ? nullptr : PortHandle::Unwrap(obj);
+  if (self == nullptr) {
+    // No object: the environment is being torn down (or an exception is pending). Nothing can
+    // use the port, so it ends here, before any callback could reach JavaScript.
+    port->close();
+    delivery->release();
+    return env.Undefined();
+  }
   self->port_ = std::move(port);
   self->delivery_ = delivery;
   // Runs in the delivery's JavaScript call, which never overlaps close() (same thread), and not

@@ -37,8 +37,9 @@ struct PortSink {
 class PortHandle : public Napi::ObjectWrap<PortHandle> {
  public:
   static Napi::Function define(Napi::Env env);
-  // Wraps a started port whose callbacks push into `delivery`.
-  static Napi::Object wrap(Napi::Env env, std::unique_ptr<Port> port, Delivery<PortSink>* delivery);
+  // Wraps a started port whose callbacks push into `delivery`; undefined (the port closed and
+  // the delivery released) where no object can be made, as in an environment being torn down.
+  static Napi::Value wrap(Napi::Env env, std::unique_ptr<Port> port, Delivery<PortSink>* delivery);
   // Callbacks for a core port that feed `delivery` (set before the port starts).
   static PortCallbacks callbacks_for(Delivery<PortSink>* delivery);
   static Delivery<PortSink>* make_delivery(Napi::Env env, const Napi::Function& on_frames,

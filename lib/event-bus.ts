@@ -424,6 +424,9 @@ export class EventBus {
       framesPerWrite: writes > 0 ? frames / writes : 0,
       hub: hub && {
         peers: hub.peers,
+        handshaking: hub.handshaking,
+        subscriptions: hub.subscriptions,
+        handlers: hub.handlers,
         pendingInvokes: hub.pendingInvokes,
         eventsRouted: hub.eventsRouted,
         eventsDropped: hub.eventsDropped,

@@ -122,6 +122,12 @@ export interface BusStats {
   /** Hub only: the hub's own figures. */
   hub?: {
     peers: number;
+    /** Connections still in the handshake (not yet peers). */
+    handshaking: number;
+    /** Subscriptions the hub routes by, over all peers (one per topic or pattern per peer). */
+    subscriptions: number;
+    /** Names served, over all peers. */
+    handlers: number;
     pendingInvokes: number;
     eventsRouted: number;
     eventsDropped: number;

@@ -3,7 +3,7 @@
 // processes (`forkRole`) and worker threads (`startWorker`), and the role is read back with
 // `currentRole()`. This module offers:
 //   - roles:     currentRole(), forkRole(), startWorker(), guardAgainstOrphaning()
-//   - endings:   exitCode(), isAlive(), killLeftovers()
+//   - endings:   exitCode(), isAlive(), killLeftovers(), outputOf() (a captured child's output)
 //   - messages:  messageFrom(), messagesFrom() (child_process IPC, none missed), and the
 //                close handshake closeOnRequest() (in a role) / requestClose() (in the parent)
 //   - the bus:   collectEvents(), nextEvent(), checkClosed()
@@ -23,6 +23,7 @@ import { Worker, isMainThread, workerData } from 'node:worker_threads';
  * @typedef {{
  *   log: any[],
  *   waiters: { pred: (msg: any) => boolean, resolve: (msg: any) => void }[],
+ *   output: { stdout: string, stderr: string },
  *   exited: Promise<ProcessExit>,
  * }} ChildRecord
  */
@@ -49,21 +50,36 @@ export function currentRole() {
  * (typically `bus.childEnv()`, which lets the child join the bus). `args` follow the role name in
  * its argv. From the moment of the fork, every IPC message it sends is kept (`messageFrom`,
  * `messagesFrom`) and its exit is recorded (`exitCode`).
+ * With `{ capture: true }` its stdout and stderr are kept for `outputOf()` instead of going to
+ * the test's own output.
  * @param {string} file
  * @param {string} role
  * @param {Record<string, string>} [env]
  * @param {string[]} [args]
+ * @param {{ capture?: boolean }} [options]
  * @returns {ChildProcess}
  */
-export function forkRole(file, role, env = {}, args = []) {
+export function forkRole(file, role, env = {}, args = [], options = {}) {
   const { NODE_TEST_CONTEXT: _, ...base } = process.env;
-  const child = fork(file, [role, ...args], { env: { ...base, ...env } });
+  const child = fork(file, [role, ...args], {
+    env: { ...base, ...env },
+    ...(options.capture ? { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] } : {}),
+  });
   /** @type {ChildRecord} */
   const record = {
     log: [],
     waiters: [],
+    output: { stdout: '', stderr: '' },
     exited: new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal }))),
   };
+  if (options.capture) {
+    child.stdout?.setEncoding('utf8').on('data', (s) => (record.output.stdout += s));
+    child.stderr?.setEncoding('utf8').on('data', (s) => (record.output.stderr += s));
+    // 'exit' can come before the pipes are drained: settle once both have ended too.
+    const ended = (stream) => new Promise((resolve) => (stream ? stream.once('close', resolve) : resolve()));
+    const exited = record.exited;
+    record.exited = Promise.all([exited, ended(child.stdout), ended(child.stderr)]).then(([e]) => e);
+  }
   child.on('message', (msg) => {
     record.log.push(msg);
     for (const w of [...record.waiters]) {
@@ -128,6 +144,18 @@ export function exitCode(child) {
   const exited = child instanceof Worker ? workerExits.get(child) : children.get(child)?.exited;
   if (!exited) throw new TypeError('exitCode(): not started by forkRole() or startWorker()');
   return exited;
+}
+
+/**
+ * What a child forked with `{ capture: true }` printed so far (all of it once `exitCode()` has
+ * resolved).
+ * @param {ChildProcess} child
+ * @returns {{ stdout: string, stderr: string }}
+ */
+export function outputOf(child) {
+  const record = children.get(child);
+  if (!record) throw new TypeError('outputOf(): not started by forkRole()');
+  return record.output;
 }
 
 /**
