@@ -16,7 +16,8 @@
 // - Errors keep name, message, stack, code, cause, own enumerable properties and, for
 //   AggregateError, errors. Only the built-in classes are rebuilt by class name (TypeError,
 //   RangeError, ...); any other class (a user subclass, DOMException) decodes as a plain Error
-//   whose `name` is the sender's. The decoder never calls a constructor named by the peer.
+//   whose `name` is the sender's, with the sender's class in a non-enumerable `remoteClass` and
+//   in the stack's first line. The decoder never calls a constructor named by the peer.
 // - Bytes are copied once, with one `set`, on both sides: a decoded Uint8Array, typed array or
 //   ArrayBuffer owns its memory and never aliases the received batch. A view over a
 //   SharedArrayBuffer crosses as a copy of its bytes, like any view; the SharedArrayBuffer itself
@@ -34,6 +35,7 @@
 // instead of closures or per-call objects: this is the hot path of every emit. Getters run during
 // encoding may call encodeValue again; that nested call gets fresh arrays.
 import { ByteReader, ByteWriter } from './bytes.js';
+import { withClassHeader } from './error-header.js';
 
 export interface DecodeLimits {
   /** Containers (array, map, and the ext types that hold values) nested deeper than this fail. */
@@ -794,7 +796,15 @@ function writeError(w: ByteWriter, e: Error, depth: number): void {
     (errorsOwn !== undefined && !errorsOwn.enumerable && Array.isArray(errorsOwn.value));
   const ctor = (Object.getPrototypeOf(e) as { constructor?: { name?: unknown } } | null)
     ?.constructor;
-  const className = typeof ctor?.name === 'string' && ctor.name !== '' ? ctor.name : 'Error';
+  // An Error decoded from a class that was not rebuilt (or a RemoteError) says which class it
+  // came from: forwarding it keeps that class.
+  const from = Object.getOwnPropertyDescriptor(e, 'remoteClass')?.value;
+  const className =
+    typeof from === 'string' && from !== ''
+      ? from
+      : typeof ctor?.name === 'string' && ctor.name !== ''
+        ? ctor.name
+        : 'Error';
   const props = Object.keys(e).filter((k) => !ERROR_FIELDS.has(k));
   const at = beginExt(w);
   writeMapHeader(
@@ -1575,8 +1585,13 @@ function buildError(f: Record<string, unknown>, at: number): Error {
     if (errors !== undefined) own(e, 'errors', errors, false);
   }
   if (name !== undefined && name !== e.name) own(e, 'name', name, false);
+  // A class that was not rebuilt (a user subclass, DOMException) is kept where a program can
+  // read it, and where a log shows it: in the stack's first line, as util.inspect shows the
+  // sender's error (lib/error-header.ts). Encoding this Error again sends the same class.
+  const lost = typeof cls === 'string' && cls !== '' && cls !== e.constructor.name;
+  if (lost) own(e, 'remoteClass', cls, false);
   // The receiver's own stack would point into the decoder: keep the sender's, or none.
-  if (typeof stack === 'string') own(e, 'stack', stack, false);
+  if (typeof stack === 'string') own(e, 'stack', lost ? withClassHeader(stack, cls, e.name) : stack, false);
   else delete e.stack;
   if (has('code')) own(e, 'code', f.code, true);
   if (props !== undefined) {

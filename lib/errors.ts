@@ -1,5 +1,6 @@
 // Typed errors. Codes come from the core (docs/PROTOCOL.md, "Errors") or from lib/; this file is
 // the one place that turns a code into a class. Every message says what happened and what to do.
+import { withClassHeader } from './error-header.js';
 
 export class SwitchboardError extends Error {
   readonly code: string;
@@ -101,13 +102,17 @@ export class RemoteError extends SwitchboardError {
     const message = typeof src.message === 'string' ? src.message : String(original);
     super(typeof src.code === 'string' ? src.code : 'E_REMOTE', message);
     this.remote = remote;
-    // A thrown non-Error (a string, a number) is named by its type.
+    // The sender's class: the decoder keeps a class it does not rebuild in `remoteClass`. A
+    // thrown non-Error (a string, a number) is named by its type.
+    const from = src.remoteClass;
     this.remoteClass =
       original === null || typeof original !== 'object'
         ? original === null ? 'null' : typeof original
-        : typeof src.constructor === 'function' && src.constructor !== Object
-          ? src.constructor.name
-          : 'Error';
+        : typeof from === 'string' && from !== ''
+          ? from
+          : typeof src.constructor === 'function' && src.constructor !== Object
+            ? src.constructor.name
+            : 'Error';
     this.name = typeof src.name === 'string' ? src.name : 'Error';
     if (src.code !== undefined) (this as { code: unknown }).code = src.code;
     if (src.cause !== undefined) this.cause = src.cause;
@@ -120,14 +125,52 @@ export class RemoteError extends SwitchboardError {
       ? src.stack.split('\n').filter((l) => /^\s+at /.test(l)).map((l) => `    ${where} ${l.trim()}`)
       : [];
     const localFrames = (localStack ?? '').split('\n').filter((l) => /^\s+at /.test(l));
+    // The first line as util.inspect shows the sender's error: "QuotaError: over quota" for a
+    // subclass that inherits the name "Error" (lib/error-header.ts).
+    const header = withClassHeader(message === '' ? this.name : `${this.name}: ${message}`, this.remoteClass, this.name);
     this.stack = [
-      `${this.name}: ${message}`,
+      header,
       ...remoteFrames,
       `    --- invoke('${handlerName}') in pid ${process.pid} ---`,
       ...localFrames,
     ].join('\n');
   }
 }
+
+// Node.js's util.inspect would put "RemoteError" in front of a stack that starts with the
+// error's name ("RemoteError [TypeError]: ..."). A RemoteError is shown as the sender's error is
+// shown where it was thrown, first line included; its frames say that it is remote.
+const inspectCustom = Symbol.for('nodejs.util.inspect.custom');
+type Inspect = (value: unknown, options: object) => string;
+
+Object.defineProperty(RemoteError.prototype, inspectCustom, {
+  value: function inspect(this: RemoteError, depth: number, options: object, inspect: Inspect): string {
+    // The default rendering: this object without the custom function (shadowed, then removed;
+    // a frozen RemoteError cannot take the shadow, and is rendered without custom functions).
+    let text: string;
+    if (Object.isExtensible(this)) {
+      Object.defineProperty(this, inspectCustom, { value: undefined, configurable: true });
+      try {
+        text = inspect(this, { ...options, depth });
+      } finally {
+        delete (this as unknown as Record<symbol, unknown>)[inspectCustom];
+      }
+    } else {
+      text = inspect(this, { ...options, depth, customInspect: false });
+    }
+    const stack = String(this.stack);
+    const header = stack.split('\n', 1)[0];
+    const nl = text.indexOf('\n');
+    const first = nl < 0 ? text : text.slice(0, nl);
+    // Only the start of the first line differs ("RemoteError [TypeError]" for "TypeError").
+    if (first !== header && first.endsWith(header.slice(this.name.length))) {
+      return header + text.slice(first.length);
+    }
+    return text;
+  },
+  writable: true,
+  configurable: true,
+});
 
 const byCode: Record<string, new (message: string) => SwitchboardError> = {
   E_TIMEOUT: TimeoutError,

@@ -35,7 +35,8 @@ const bytesOf = (v) => Buffer.from(v instanceof ArrayBuffer ? v : v.buffer, v.by
 /**
  * Asserts that `actual` is the value `expected` describes: NaN and -0 exactly (Object.is), Dates
  * by time, typed arrays by class and bytes, Buffers as Buffers, Errors by class, name, message,
- * stack, code, cause, errors and own enumerable properties, objects by their own keys in order.
+ * stack, remoteClass, code, cause, errors and own enumerable properties, objects by their own keys
+ * in order.
  */
 function same(actual, expected, path = 'value') {
   if (typeof expected !== 'object' || expected === null) {
@@ -53,6 +54,10 @@ function same(actual, expected, path = 'value') {
     assert.equal(actual.name, expected.name, `${path}.name`);
     assert.equal(actual.message, expected.message, `${path}.message`);
     assert.equal(actual.stack, expected.stack, `${path}.stack`);
+    // The sender's class where it was not rebuilt: own, not enumerable.
+    const classOf = (e) => Object.getOwnPropertyDescriptor(e, 'remoteClass');
+    assert.equal(classOf(actual)?.value, classOf(expected)?.value, `${path}.remoteClass`);
+    assert.equal(classOf(actual)?.enumerable, classOf(expected)?.enumerable, `${path}.remoteClass enumerable`);
     for (const k of ['code', 'cause', 'errors']) {
       assert.equal(k in actual, k in expected, `${path}.${k} present`);
       if (k in expected) same(actual[k], expected[k], `${path}.${k}`);

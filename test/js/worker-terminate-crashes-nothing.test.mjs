@@ -3,6 +3,11 @@
 // peer leave; the call into the worker ends with ConnectionLostError and the worker's own call is
 // cancelled (the handler's signal aborts); another worker can join afterwards.
 //
+// Each worker here is terminated once it is idle: its JavaScript has run to the end and awaits.
+// That is why this file never saw the crash of a worker terminated while its JavaScript still
+// runs (a timer, a burst, a handler) and calls into the addon:
+// worker-terminated-at-any-moment-crashes-nothing.test.mjs covers those moments.
+//
 // Roles: 'main' (the test process and the hub), 'doomed' (worker threads that get terminated)
 // and 'joiner' (a worker thread that joins afterwards). Synchronised by bus messages.
 import assert from 'node:assert/strict';
