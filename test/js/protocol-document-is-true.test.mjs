@@ -49,12 +49,13 @@ function findPython() {
 
 /**
  * The environment for python3: this process's without LD_PRELOAD, which the ASan lane of .ci/run
- * sets for node (the addon is what runs under ASan, not the Python client).
+ * sets for node (the addon is what runs under ASan, not the Python client), and without writing
+ * __pycache__ into the source tree.
  * @param {Record<string, string>} [extra]
  */
 function pythonEnv(extra = {}) {
   const { LD_PRELOAD: _, ...env } = process.env;
-  return { ...env, ...extra };
+  return { ...env, PYTHONDONTWRITEBYTECODE: '1', ...extra };
 }
 
 // --- The document's byte examples ---------------------------------------------------------------

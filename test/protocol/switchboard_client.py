@@ -218,8 +218,6 @@ class Connection:
         self.sock.connect(endpoint)
         self.buf = b""
         self.max_frame = 4096  # section 2: until WELCOME
-        self.sent = []  # whole frames as written, for the byte examples
-        self.on_frame = None  # called with every envelope received, PINGs included
         hello = {"protocol": 1, "token": token, "role": role, "name": name, "pid": os.getpid()}
         self.send(HELLO, 0, "", encode_value(hello))
         self.welcome = self.recv()
@@ -238,7 +236,6 @@ class Connection:
     def send_raw(self, frame):
         if len(frame) - 4 > self.max_frame:
             raise ProtocolError("frame above the hub's max_frame")  # section 8: refuse locally
-        self.sent.append(frame)
         self.sock.sendall(frame)
 
     def _read_frame(self):
@@ -260,8 +257,6 @@ class Connection:
     def recv(self):
         """The next envelope; PINGs are answered here (section 6.5) and passed on too."""
         env = decode_envelope(self._read_frame())
-        if self.on_frame:
-            self.on_frame(env)
         if env.kind == PING:
             self.send(PONG, env.id, "")
         return env
