@@ -112,9 +112,34 @@ function readUint(r: ByteReader): number {
       return r.u32();
     case 0xcf:
       return r.u64();
+    // The signed forms holding a non-negative value: the hub accepts them (core/envelope.cc) and
+    // forwards the fields it does not rewrite as they came, so every receiver must accept them too.
+    case 0xd0:
+      return nonNegative(r.i8());
+    case 0xd1:
+      return nonNegative(r.i16());
+    case 0xd2:
+      return nonNegative(r.i32());
+    case 0xd3:
+      r.need(1);
+      if (r.buf[r.pos] & 0x80) return nonNegative(-1);
+      return r.u64();
     default:
       throw new RangeError(`envelope: expected an unsigned integer, got 0x${b.toString(16)}`);
   }
+}
+
+function nonNegative(v: number): number {
+  if (v < 0) throw new RangeError(`envelope: expected an unsigned integer, got ${v}`);
+  return v;
+}
+
+/** Any array header with a count of 7 (fixarray, array 16, array 32), as the hub accepts. */
+function readArrayOfSeven(r: ByteReader): void {
+  const b = r.u8();
+  if (b === 0x97) return;
+  const count = b === 0xdc ? r.u16() : b === 0xdd ? r.u32() : -1;
+  if (count !== 7) throw new RangeError('envelope: expected an array of 7');
 }
 
 // A process reads the same few topics over and over.
@@ -161,7 +186,8 @@ export function readFrames(batch: Uint8Array, fn: (env: Envelope) => void): void
     r.need(length);
     const end = r.pos + length;
     r.end = end;
-    if (r.u8() !== 0x97) throw new RangeError('envelope: expected an array of 7');
+    if (r.pos < end && r.buf[r.pos] === 0x97) r.pos++;
+    else readArrayOfSeven(r);
     const version = readUint(r);
     if (version !== PROTOCOL_VERSION) throw new RangeError(`envelope: version ${version}`);
     const env: Envelope = {
