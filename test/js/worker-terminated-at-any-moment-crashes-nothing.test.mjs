@@ -27,7 +27,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Worker, parentPort, workerData } from 'node:worker_threads';
-import { ConnectionLostError, EventBus } from '../../dist/esm/index.js';
+import { ConnectionLostError, EventBus, NoHandlerError } from '../../dist/esm/index.js';
 import {
   currentRole, deadline, exitCode, forkRole, guardAgainstOrphaning, killLeftovers, messageFrom,
   outputOf,
@@ -120,6 +120,52 @@ function differences(now, base) {
 
 // --- The doomed workers ---------------------------------------------------------------------------
 
+/**
+ * Drives `bus` to the points that clients and hubs share, then posts 'at-point' (`at`): its own
+ * events go to `<prefix>:*`, its calls to the other side's `<other>:hang` and `<other>:blob`.
+ */
+async function driveToPoint(bus, point, at, ticker, prefix, other) {
+  switch (point) {
+    case 'emit-burst':
+      at();
+      for (let k = 0; ; k++) {
+        for (let j = 0; j < 200; j++) bus.emit(`${prefix}:burst`, { k, j });
+        await new Promise(setImmediate);
+      }
+    case 'invoke-pending':
+      for (let k = 0; k < 16; k++) bus.invoke(`${other}:hang`, { k }, { timeout: 0 }).catch(() => {});
+      at();
+      break;
+    case 'during-close':
+      at();
+      await jitter(Math.floor(Math.random() * 3));
+      clearInterval(ticker);
+      await bus.close();
+      break;
+    case 'reply-delivery': {
+      let first = true;
+      for (;;) {
+        const calls = [];
+        for (let k = 0; k < 16; k++) calls.push(bus.invoke(`${other}:blob`, 64 * 1024));
+        await Promise.race(calls);
+        if (first) at();
+        first = false;
+        await Promise.all(calls);
+      }
+    }
+  }
+}
+
+/** A handler that keeps JavaScript running (and calling into the addon) for 50 ms, then hangs. */
+function busyHandler(bus, topic, onEnter) {
+  return () => {
+    onEnter();
+    const end = Date.now() + 50;
+    while (Date.now() < end) bus.emit(topic, { t: Date.now() });
+    return new Promise(() => {});
+  };
+}
+
 // A client bus with the traffic every round has, then whatever its point asks for. It posts
 // 'at-point' when the point is reached; the host terminates it a random moment later.
 async function runDoomedClient() {
@@ -134,47 +180,14 @@ async function runDoomedClient() {
   bus.handle(`${name}:echo`, (x) => x);
   bus.invoke('host:hang', null, { timeout: 0 }).catch(() => {});
   const ticker = setInterval(() => bus.emit('doomed:tick', { name }), 5);
-  switch (point) {
-    case 'emit-burst':
-      at();
-      for (let k = 0; ; k++) {
-        for (let j = 0; j < 200; j++) bus.emit('doomed:burst', { k, j });
-        await new Promise(setImmediate);
-      }
-    case 'invoke-pending':
-      for (let k = 0; k < 16; k++) bus.invoke('host:hang', { k }, { timeout: 0 }).catch(() => {});
-      at();
-      break;
-    case 'in-handler':
-      bus.handle(`${name}:work`, () => {
-        at();
-        // JavaScript is running (and calling into the addon) when the termination lands.
-        const end = Date.now() + 50;
-        while (Date.now() < end) bus.emit('doomed:busy', { t: Date.now() });
-        return new Promise(() => {});
-      });
-      // The hub has the registration once this reply is back (one connection, in order).
-      await bus.invoke('host:echo', null);
-      parentPort.postMessage('serving');
-      break;
-    case 'during-close':
-      at();
-      await jitter(Math.floor(Math.random() * 3));
-      clearInterval(ticker);
-      await bus.close();
-      break;
-    case 'reply-delivery': {
-      let first = true;
-      for (;;) {
-        const calls = [];
-        for (let k = 0; k < 16; k++) calls.push(bus.invoke('host:blob', 64 * 1024));
-        await Promise.race(calls);
-        if (first) at();
-        first = false;
-        await Promise.all(calls);
-      }
-    }
+  if (point === 'in-handler') {
+    bus.handle(`${name}:work`, busyHandler(bus, 'doomed:busy', at));
+    // The hub has the registration once this reply is back (one connection, in order).
+    await bus.invoke('host:echo', null);
+    parentPort.postMessage('serving');
+    return;
   }
+  await driveToPoint(bus, point, at, ticker, 'doomed', 'host');
 }
 
 // A hub in a worker, with clients' traffic going through it, then its point.
@@ -185,46 +198,13 @@ async function runDoomedHub() {
   const bus = new EventBus({ role: 'hub', name: 'doomed-hub', endpoint, token });
   bus.on('client:*', () => {});
   bus.handle('hubw:hang', () => new Promise(() => {}));
-  bus.handle('hubw:work', () => {
-    if (point === 'in-handler') at();
-    const end = Date.now() + 50;
-    while (Date.now() < end) bus.emit('hub:busy', { t: Date.now() });
-    return new Promise(() => {});
-  });
+  bus.handle('hubw:work', busyHandler(bus, 'hub:busy', () => point === 'in-handler' && at()));
   await bus.ready();
   const ticker = setInterval(() => bus.emit('hub:tick', {}), 5);
   // The host's client says hello once it is connected and subscribed.
   await bus.once('client:hello');
   parentPort.postMessage('client-joined');
-  switch (point) {
-    case 'emit-burst':
-      at();
-      for (let k = 0; ; k++) {
-        for (let j = 0; j < 200; j++) bus.emit('hub:burst', { k, j });
-        await new Promise(setImmediate);
-      }
-    case 'invoke-pending':
-      for (let k = 0; k < 16; k++) bus.invoke('client:hang', { k }, { timeout: 0 }).catch(() => {});
-      at();
-      break;
-    case 'during-close':
-      at();
-      await jitter(Math.floor(Math.random() * 3));
-      clearInterval(ticker);
-      await bus.close();
-      break;
-    case 'reply-delivery': {
-      let first = true;
-      for (;;) {
-        const calls = [];
-        for (let k = 0; k < 16; k++) calls.push(bus.invoke('client:blob', 64 * 1024));
-        await Promise.race(calls);
-        if (first) at();
-        first = false;
-        await Promise.all(calls);
-      }
-    }
-  }
+  await driveToPoint(bus, point, at, ticker, 'hub', 'client');
 }
 
 // --- The hosts (forked processes) -----------------------------------------------------------------------
@@ -380,10 +360,14 @@ async function runHostHubWorkers() {
     let made = [];
     await terminateAtPoint(worker, messages, point, rand, `hub ${i}`, () => (made = calls.slice()));
     await gone;
-    // Every call made into the hub's worker while it was there ends, with ConnectionLostError.
+    // Every call made into the hub's worker while it was there ends: with ConnectionLostError,
+    // or with NoHandlerError when it reached the hub after the worker's own bus had left it
+    // (the worker's port closes before its hub: the hub answers for a name nobody serves).
     for (const [k, call] of made.entries()) {
       const err = await deadline(5_000, `call ${k} into hub ${i} to end`, call);
-      if (!(err instanceof ConnectionLostError)) failures.push(`hub ${i} (${point}): call ${k} ended with ${err?.name ?? err}, not ConnectionLostError`);
+      if (!(err instanceof ConnectionLostError || err instanceof NoHandlerError)) {
+        failures.push(`hub ${i} (${point}): call ${k} ended with ${err?.name ?? err}, not ConnectionLostError`);
+      }
     }
     await client.close();
     // (`connected` may never settle: a once() pending at close() stays pending, as documented.)
