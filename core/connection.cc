@@ -48,10 +48,8 @@ void Connection::arm_read() {
   });
 }
 
-void Connection::on_readable() {
-  std::vector<Slice> frames;
-  Status bad;
-  bool ended = false;
+Connection::ReadTurn Connection::read_turn() {
+  ReadTurn turn;
   for (int i = 0; i < kReadsPerTurn; ++i) {
     // The rest of a bulk frame is received where the frame is assembled: no copy through the
     // read buffer, and as much per call as the socket holds.
@@ -60,48 +58,54 @@ void Connection::on_readable() {
       IoResult r = stream_->try_read(room);
       if (r.state == IoState::ok) {
         counters_->bytes_in.fetch_add(r.bytes, std::memory_order_relaxed);
-        decoder_.commit_body(r.bytes, frames);
+        decoder_.commit_body(r.bytes, turn.frames);
         continue;
       }
       if (r.state == IoState::would_block) break;
       if (r.state == IoState::eof) {
-        ended = true;
+        turn.ended = true;
         break;
       }
-      bad = r.error;
+      turn.bad = r.error;
       break;
     }
     IoResult r = stream_->try_read({read_buffer_.data(), read_buffer_.size()});
     if (r.state == IoState::would_block) break;
     if (r.state == IoState::eof) {
-      ended = true;
+      turn.ended = true;
       break;
     }
     if (r.state == IoState::error) {
-      bad = r.error;
+      turn.bad = r.error;
       break;
     }
     counters_->bytes_in.fetch_add(r.bytes, std::memory_order_relaxed);
-    if (Status s = decoder_.feed({read_buffer_.data(), r.bytes}, frames); !s.ok()) {
-      bad = s;
+    if (Status s = decoder_.feed({read_buffer_.data(), r.bytes}, turn.frames); !s.ok()) {
+      turn.bad = s;
       break;
     }
   }
-  counters_->frames_in.fetch_add(frames.size(), std::memory_order_relaxed);
+  counters_->frames_in.fetch_add(turn.frames.size(), std::memory_order_relaxed);
+  return turn;
+}
+
+void Connection::on_readable() {
+  ReadTurn turn = read_turn();
   // Frames that arrived before a bad header are still delivered: they were valid.
-  if (!frames.empty() && on_frames_) on_frames_(frames);
+  if (!turn.frames.empty() && on_frames_) on_frames_(turn.frames);
   if (!is_open()) return;  // the owner closed us while handling the batch
-  if (!bad.ok()) {
-    if (bad.code() == Errc::frame_too_large || bad.code() == Errc::protocol_error) {
+  if (!turn.bad.ok()) {
+    if (turn.bad.code() == Errc::frame_too_large || turn.bad.code() == Errc::protocol_error) {
       // Stop reading but keep the stream: the owner sends GOAWAY with the reason, then closes.
       reading_ = false;
       if (ClosedHandler handler = std::move(on_closed_)) {
-        asio::post(io_, [handler = std::move(handler), why = std::move(bad)] { handler(why); });
+        asio::post(io_,
+                   [handler = std::move(handler), why = std::move(turn.bad)] { handler(why); });
       }
       return;
     }
-    fail(std::move(bad));
-  } else if (ended) {
+    fail(std::move(turn.bad));
+  } else if (turn.ended) {
     fail(decoder_.at_boundary()
              ? Status(Errc::closed, "peer closed the connection")
              : Status(Errc::protocol_error, "peer closed the connection inside a frame (" +
@@ -187,7 +191,7 @@ bool Connection::write_queue_locked(Status& error) {
         }
         if (!self->open_.load(std::memory_order_relaxed)) return;
         if (ec) {
-          self->fail(Status(Errc::io_error, "wait for write: " + ec.message()));
+          self->fail_writing(Status(Errc::io_error, "wait for write: " + ec.message()));
           return;
         }
         self->flush();
@@ -219,7 +223,7 @@ void Connection::flush() {
     }
   }
   if (!error.ok()) {
-    fail(std::move(error));
+    fail_writing(std::move(error));
   } else if (done) {
     close();
   }
@@ -268,6 +272,25 @@ void Connection::close() {
   reading_ = false;
   if (linger_) linger_->cancel();
   detach();
+}
+
+void Connection::fail_writing(Status why) {
+  if (!open_.load(std::memory_order_relaxed)) return;
+  // A write fails once the peer has closed its socket (EPIPE) or reset it. What the peer sent
+  // before that is in our receive buffer already, and this thread may not have read it yet: the
+  // flush can run before the readiness event that came with those bytes (a hub answering a
+  // client that has just sent its last emits and GOAWAY and closed). It is read and delivered
+  // now, before the stream closes, so that what the connection delivers does not depend on
+  // which of the two this thread noticed first. One read turn, as for a readiness event: a
+  // closed peer cannot have more in flight than its socket buffer, far less than a turn reads.
+  // Also while reading is paused: the connection is ending, so these bytes arrive now or never.
+  if (reading_ && on_frames_) {
+    auto self = shared_from_this();  // on_frames_ may drop the owner's reference to us
+    ReadTurn turn = read_turn();
+    if (!turn.frames.empty()) on_frames_(turn.frames);
+    if (!is_open()) return;  // the owner closed us while handling the batch
+  }
+  fail(std::move(why));
 }
 
 void Connection::fail(Status why) {

@@ -10,7 +10,10 @@
 //   (close, fail) stay on the I/O thread. Owned through shared_ptr because pending waits keep it
 //   alive until they have run.
 // - on_frames receives every frame decoded from one readiness event in one call (one batch), in
-//   arrival order, each a Slice that starts at its length prefix (frame.h).
+//   arrival order, each a Slice that starts at its length prefix (frame.h). A write that fails
+//   (the peer closed or reset its socket) first reads and delivers what the peer sent before it
+//   went, in one more such call, and then closes: whether the write or the read notices the end
+//   first, nothing the peer sent before it left is lost (unless reading had stopped already).
 // - on_closed runs at most once, posted (never from inside send() or on_frames), and only for
 //   closes the connection detects itself: end of stream, an I/O error, or a bad frame. A close
 //   the owner asks for with close() or close_after() is not reported back. After a bad frame
@@ -103,7 +106,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::size_t receive_buffered() const { return decoder_.buffered(); }
 
  private:
+  // What one readiness event reads: the complete frames, and how reading stopped.
+  struct ReadTurn {
+    std::vector<Slice> frames;
+    Status bad;          // an I/O error or a bad frame
+    bool ended = false;  // end of stream
+  };
   void arm_read();
+  // Reads until the socket is empty, at most kReadsPerTurn times.
+  ReadTurn read_turn();
   void on_readable();
   // The *_locked members require write_mutex_.
   void schedule_flush_locked();
@@ -112,6 +123,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // went wrong (`error` is set otherwise).
   bool write_queue_locked(Status& error);
   void flush();
+  // A write failed: delivers what the peer sent before it went, then fail(why).
+  void fail_writing(Status why);
   void fail(Status why);
 
   asio::io_context& io_;

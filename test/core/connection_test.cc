@@ -1,6 +1,7 @@
 // Connection's write path: frames a caller writes directly (send_direct, from any thread) and
-// frames the I/O thread queues (send) share one order on the wire, and a write the socket cannot
-// take at once is finished by the I/O thread.
+// frames the I/O thread queues (send) share one order on the wire, a write the socket cannot
+// take at once is finished by the I/O thread, and a write that finds the peer gone does not lose
+// what the peer sent before it went.
 #include "connection.h"
 
 #include <gtest/gtest.h>
@@ -9,6 +10,7 @@
 
 #include <future>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,20 +31,24 @@ struct ConnectionPair {
   std::unique_ptr<RawPeer> peer;
   ConnectionCounters counters;
 
-  ConnectionPair() {
+  explicit ConnectionPair(
+      Connection::FramesHandler on_frames = [](std::vector<Slice>&) {},
+      Connection::ClosedHandler on_closed = [](const Status&) {}) {
     Status s;
     listener = listen_endpoint(io.context(), dir.file("c.sock"), s);
     EXPECT_TRUE(s.ok()) << s.to_string();
     auto accepted = std::make_shared<std::promise<void>>();
-    listener->accept([this, accepted](Status st, std::unique_ptr<Stream> stream) {
-      EXPECT_TRUE(st.ok()) << st.to_string();
-      if (st.ok()) {
-        conn = std::make_shared<Connection>(io.context(), std::move(stream), kDefaultMaxFrame,
-                                            &counters);
-        conn->start([](std::vector<Slice>&) {}, [](const Status&) {});
-      }
-      accepted->set_value();
-    });
+    listener->accept(
+        [this, accepted, on_frames = std::move(on_frames), on_closed = std::move(on_closed)](
+            Status st, std::unique_ptr<Stream> stream) mutable {
+          EXPECT_TRUE(st.ok()) << st.to_string();
+          if (st.ok()) {
+            conn = std::make_shared<Connection>(io.context(), std::move(stream), kDefaultMaxFrame,
+                                                &counters);
+            conn->start(std::move(on_frames), std::move(on_closed));
+          }
+          accepted->set_value();
+        });
     io.start();
     peer = std::make_unique<RawPeer>(dir.file("c.sock"));
     EXPECT_TRUE(peer->connected());
@@ -169,6 +175,55 @@ TEST(Connection, NothingIsWrittenDirectlyAfterClose) {
   p.conn->send_direct(late);
   EXPECT_EQ(p.counters.writev_calls.load(), 0u);
   EXPECT_FALSE(p.peer->read_frame().has_value()) << "the peer must see the end of the stream only";
+}
+
+// A write that finds the peer gone (EPIPE) must not throw away what the peer sent before it went.
+// This is the order in which a hub can notice a client that emitted, said GOAWAY and closed: it
+// answers an earlier frame of that client, the answer finds the socket closed, and only then
+// would the I/O thread have looked at the frames waiting in the socket. Here the I/O thread is
+// held while the peer writes its last frames and closes, and then queues a frame to it, so its
+// flush runs before it can see that the socket is readable.
+TEST(Connection, WhatThePeerSentBeforeItWentArrivesWhenAWriteFindsItGoneFirst) {
+  struct Seen {
+    Waiter waiter;
+    std::vector<std::string> frames;
+    std::optional<Status> closed;
+  } seen;  // outlives the pair, whose connection calls into it
+  ConnectionPair p(
+      [&seen](std::vector<Slice>& frames) {
+        seen.waiter.update([&] {
+          for (const Slice& f : frames) {
+            Envelope e;
+            EXPECT_TRUE(decode_frame(f, e).ok());
+            seen.frames.push_back(e.topic + " " + std::string(e.payload.view()));
+          }
+        });
+      },
+      [&seen](const Status& why) { seen.waiter.update([&] { seen.closed = why; }); });
+  ASSERT_TRUE(p.conn);
+  auto held = std::make_shared<std::promise<void>>();
+  auto gone = std::make_shared<std::promise<void>>();
+  std::shared_future<void> peer_gone = gone->get_future().share();
+  asio::post(p.io.context(), [conn = p.conn, held, peer_gone] {
+    held->set_value();
+    peer_gone.wait();
+    conn->send(event_frame("to-peer", 0));
+  });
+  held->get_future().wait();
+  std::string last;
+  for (int i = 0; i < 3; ++i) last += frame_bytes(make(Kind::event, "last", 0, std::to_string(i)));
+  ASSERT_TRUE(p.peer->write(last));
+  p.peer->close();
+  gone->set_value();
+
+  ASSERT_TRUE(seen.waiter.wait_for([&] { return seen.closed.has_value(); }))
+      << "the connection did not report its end";
+  std::lock_guard lock(seen.waiter.mutex());
+  EXPECT_EQ(seen.frames, (std::vector<std::string>{"last 0", "last 1", "last 2"}))
+      << "the frames the peer sent before it closed were dropped";
+  // The end is still reported as the failed write (docs/API.md, "A reader vanishes").
+  EXPECT_EQ(seen.closed->code(), Errc::io_error) << seen.closed->to_string();
+  EXPECT_FALSE(p.conn->is_open());
 }
 
 }  // namespace
