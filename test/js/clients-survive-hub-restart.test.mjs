@@ -39,6 +39,8 @@ async function runHub() {
     return;
   }
   // client-a emits 'a:back' when it is connected again: it re-subscribed first (per-sender order).
+  // Subscribed in the turn that created the hub, so in force before client-a, which has been
+  // knocking all along, is admitted (a hub admits peers from the end of that turn).
   bus.on('a:back', () => process.send({ type: 'a-back' }));
   await bus.ready();
   closeOnRequest(bus);
