@@ -83,6 +83,7 @@ Napi::Function HubHandle::define(Napi::Env env) {
   return DefineClass(env, "NativeHub",
                      {
                          InstanceMethod<&HubHandle::connect_local>("connectLocal"),
+                         InstanceMethod<&HubHandle::accept_peers>("acceptPeers"),
                          InstanceMethod<&HubHandle::stats>("stats"),
                          InstanceMethod<&HubHandle::close>("close"),
                          InstanceMethod<&HubHandle::ref>("ref"),
@@ -200,6 +201,11 @@ Napi::Value HubHandle::connect_local(const Napi::CallbackInfo& info) {
     }
     return PortHandle::wrap(env, std::move(port), delivery);
   });
+}
+
+Napi::Value HubHandle::accept_peers(const Napi::CallbackInfo& info) {
+  if (hub_) hub_->accept_peers();  // posts to the hub's I/O thread; never throws
+  return info.Env().Undefined();
 }
 
 Napi::Value HubHandle::stats(const Napi::CallbackInfo& info) {

@@ -35,6 +35,8 @@ class HubHandle : public Napi::ObjectWrap<HubHandle> {
 
  private:
   Napi::Value connect_local(const Napi::CallbackInfo& info);
+  // acceptPeers(): begins accepting connections (a hub started with acceptAtStart: false).
+  Napi::Value accept_peers(const Napi::CallbackInfo& info);
   Napi::Value stats(const Napi::CallbackInfo& info);
   Napi::Value close(const Napi::CallbackInfo& info);
   Napi::Value ref(const Napi::CallbackInfo& info);

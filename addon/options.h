@@ -81,6 +81,11 @@ inline Status read_hub_options(const Napi::Object& o, HubOptions& opt) {
   }
   Napi::Value misses = o.Get("pingMisses");
   if (misses.IsNumber()) opt.ping_misses = misses.As<Napi::Number>().Int32Value();
+  if (Napi::Value accept = o.Get("acceptAtStart"); accept.IsBoolean()) {
+    opt.accept_at_start = accept.As<Napi::Boolean>().Value();
+  } else if (!accept.IsUndefined() && !accept.IsNull()) {
+    return Status(Errc::invalid_argument, "acceptAtStart must be a boolean");
+  }
   if (overflow == "disconnect") {
     opt.overflow = OverflowPolicy::disconnect;
   } else if (overflow.empty() || overflow == "drop") {

@@ -359,6 +359,11 @@ Status Client::Impl::on_welcome(const Envelope& env) {
     online_ = true;
   }
   offline_gauge_.store(0);
+  // Into the socket before 'connected' is reported, not at the end of this turn: whoever learns
+  // of it (the program, and through it other processes) acts on the subscriptions being in force
+  // at the hub. A flush left for later, on an I/O thread preempted after the report, lets another
+  // process's event reach the hub before them.
+  conn_->write_queued();
   tell(told);
   set_state(PortState::connected, {});
   return {};

@@ -4,7 +4,9 @@
 // - Reconnects with Backoff (default 100 ms doubling to a 5 s cap, jittered) and never gives up
 //   unless `max_attempts` says so or the hub refuses us for good (wrong token, wrong version).
 // - After every reconnect it first re-sends the subscriptions and handler registrations that were
-//   in force, then what was submitted while offline, in order.
+//   in force, then what was submitted while offline, in order. All of it is written to the socket
+//   (as much as the socket takes; the rest is queued ahead of anything later) before on_state
+//   reports connected.
 // - While not connected, submitted frames wait in a bounded offline queue (`offline_max_frames`,
 //   `offline_max_bytes`). A batch that would overflow it is refused whole by submit() with
 //   E_OFFLINE_QUEUE_FULL: loud, never silent. Replies (RESULT/ERROR) and PINGs are not queued:

@@ -133,7 +133,7 @@ void Connection::send_direct(std::vector<WireFrame>& frames) {
   std::lock_guard lock(write_mutex_);
   if (!open_.load(std::memory_order_relaxed)) return;
   for (WireFrame& f : frames) queue_.push(std::move(f));
-  write_now_locked();
+  write_now_locked(true);
 }
 
 void Connection::push(WireFrame frame) {
@@ -145,10 +145,16 @@ void Connection::push(WireFrame frame) {
 void Connection::flush_now() {
   std::lock_guard lock(write_mutex_);
   if (!open_.load(std::memory_order_relaxed)) return;
-  write_now_locked();
+  write_now_locked(true);
 }
 
-void Connection::write_now_locked() {
+void Connection::write_queued() {
+  std::lock_guard lock(write_mutex_);
+  if (!open_.load(std::memory_order_relaxed)) return;
+  write_now_locked(false);
+}
+
+void Connection::write_now_locked(bool direct) {
   // A full socket: the writable wait will write everything in order; trying now would only
   // return EAGAIN. Otherwise the queue is written from its front, so frames the I/O thread
   // queued (and has not flushed yet) leave first, in one writev with ours.
@@ -157,7 +163,7 @@ void Connection::write_now_locked() {
   IoResult r = stream_->try_write(iov_);
   if (r.state == IoState::ok) {
     counters_->writev_calls.fetch_add(1, std::memory_order_relaxed);
-    counters_->direct_writes.fetch_add(1, std::memory_order_relaxed);
+    if (direct) counters_->direct_writes.fetch_add(1, std::memory_order_relaxed);
     counters_->bytes_out.fetch_add(r.bytes, std::memory_order_relaxed);
     counters_->frames_out.fetch_add(queue_.consume(r.bytes), std::memory_order_relaxed);
   }

@@ -82,6 +82,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void send_direct(std::vector<WireFrame>& frames);
   void push(WireFrame frame);
   void flush_now();
+  // I/O thread: writes what is queued now instead of at the end of the turn, as flush_now() does
+  // on other threads (but not counted as a direct write). For an owner that must have its frames
+  // in the socket before it tells anyone they were sent. Safe inside on_frames: what the socket
+  // does not take, and a write error, are left to the flush posted for the end of the turn.
+  void write_queued();
   // Writes `last` (best effort, without waiting) after what is queued, then closes.
   void close_after(WireFrame last);
   // Queues `last`, keeps writing until everything queued has left or `linger` has passed, then
@@ -118,7 +123,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void on_readable();
   // The *_locked members require write_mutex_.
   void schedule_flush_locked();
-  void write_now_locked();
+  // `direct`: counted in ConnectionCounters::direct_writes (a caller off the I/O thread).
+  void write_now_locked(bool direct);
   // Writes queued frames until the queue is empty or the socket would block; true when nothing
   // went wrong (`error` is set otherwise).
   bool write_queue_locked(Status& error);

@@ -94,6 +94,7 @@ class Hub::Impl : public std::enable_shared_from_this<Hub::Impl> {
   HubStats stats() const;
   std::vector<HubPeerStats> peer_stats();
   std::unique_ptr<Port> connect_local(LocalPeerInfo info, PortCallbacks callbacks);
+  void accept_peers();
 
   // Runs `fn` on the I/O thread if the hub is running; false when it is not (fn is dropped).
   template <typename Fn>
@@ -187,6 +188,7 @@ class Hub::Impl : public std::enable_shared_from_this<Hub::Impl> {
 
   // I/O thread only.
   std::unique_ptr<Listener> listener_;
+  bool accepting_ = false;
   std::unique_ptr<asio::steady_timer> accept_retry_;
   std::unique_ptr<asio::steady_timer> liveness_timer_;
   std::unique_ptr<asio::steady_timer> endpoint_timer_;
@@ -327,12 +329,25 @@ Status Hub::Impl::start() {
     running_ = true;
   }
   asio::post(io_.context(), [this] {
-    accept_next();
+    if (opt_.accept_at_start) {
+      accepting_ = true;
+      accept_next();
+    }
     arm_liveness();
     arm_endpoint_check();
   });
   io_.start();
   return {};
+}
+
+void Hub::Impl::accept_peers() {
+  // Posted: a local port's batch is routed on its own thread before this call returns, or was
+  // posted to the I/O thread ahead of this (LocalPort::submit), so it is in force first.
+  post_if_running([this] {
+    if (accepting_ || shut_down_) return;
+    accepting_ = true;
+    accept_next();
+  });
 }
 
 void Hub::Impl::close() {
@@ -1110,6 +1125,9 @@ std::vector<HubPeerStats> Hub::peer_stats() const {
 }
 std::unique_ptr<Port> Hub::connect_local(LocalPeerInfo info, PortCallbacks callbacks) {
   return impl_->connect_local(std::move(info), std::move(callbacks));
+}
+void Hub::accept_peers() {
+  impl_->accept_peers();
 }
 
 std::string_view state_name(PortState state) {

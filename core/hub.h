@@ -2,8 +2,9 @@
 // events to subscribers and invokes to the peer that registered the handler.
 //
 // Contract:
-// - start(), close(), stats(), peer_stats(), connect_local() and the accessors may be called from
-//   any thread other than the hub's I/O thread (peer_stats() and connect_local() wait for it).
+// - start(), close(), stats(), peer_stats(), connect_local(), accept_peers() and the accessors may
+//   be called from any thread other than the hub's I/O thread (peer_stats() and connect_local()
+//   wait for it).
 //   The routing state is guarded by one mutex that the I/O thread holds while it handles a
 //   batch, a timer or a connection event. The local port's submit() takes it to route its batch
 //   on the calling thread and writes the frames this sends to socket peers itself (one writev
@@ -79,6 +80,13 @@ struct HubOptions {
   // How often the hub checks that its socket file still exists, and binds a new one at the same
   // path if it was deleted (connections already open are unaffected). Zero disables the check.
   std::chrono::milliseconds endpoint_check_interval{1000};
+  // Whether start() begins accepting connections. When false, start() binds and listens, but a
+  // connecting peer waits in the socket's backlog until accept_peers(): the owner joins with
+  // connect_local() and submits its subscriptions and handlers first, so that no peer can send
+  // before they are in force (a restarted hub's clients are already knocking; what they queued
+  // while it was down would otherwise find nobody there). The addon defers to the end of the
+  // JavaScript turn that created the hub.
+  bool accept_at_start = true;
   // Per-peer and per-hub bounds on what peers can make the hub hold (docs/SECURITY.md). A request
   // beyond a per-peer limit is answered with E_LIMIT; a connection beyond a connection limit is
   // closed with GOAWAY E_LIMIT and reported as rejected.
@@ -152,6 +160,10 @@ class Hub {
 
   // Joins this process to its own hub without a socket. Requires start().
   std::unique_ptr<Port> connect_local(LocalPeerInfo info, PortCallbacks callbacks);
+  // Begins accepting connections when start() did not (HubOptions::accept_at_start). Everything
+  // a local port submitted before this call is routed before the first connection is accepted.
+  // Any thread; idempotent; does nothing once the hub is closed.
+  void accept_peers();
 
   class Impl;
 

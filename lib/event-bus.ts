@@ -327,12 +327,19 @@ export class EventBus {
             maxHandshaking: options.maxHandshaking,
             pingIntervalMs: options.pingIntervalMs,
             pingMisses: options.pingMisses,
+            acceptAtStart: false,
           },
           () => {},
         );
         this.#endpoint = this.#hub.endpoint;
         this.#token = this.#hub.token;
         this.#port = this.#hub.connectLocal(this.#kind, this.name, onFrames, onState);
+        // Peers are admitted from the end of this turn, once what this process registers in it
+        // (listeners, handlers) is in force: a restarted hub's clients are already knocking, and
+        // the events and invokes they queued while it was down must not arrive before the
+        // listeners and handlers set up right after `new EventBus()`. Queued before any flush of
+        // this turn, so it runs first.
+        RESOLVED.then(() => this.#admitPeers());
       } else {
         if (!token) {
           throw new InvalidArgumentError(
@@ -665,6 +672,13 @@ export class EventBus {
   }
 
   readonly #flushBound = (): void => this.#flush();
+
+  /** A hub's first turn is over: route what it registered, then let peers in (see the constructor). */
+  #admitPeers(): void {
+    if (this.#closed) return;
+    this.#flush();
+    this.#hub?.acceptPeers();
+  }
 
   #flush(): void {
     this.#flushScheduled = false;

@@ -83,6 +83,8 @@ export interface NativeHubOptions {
   maxHandshaking?: number;
   pingIntervalMs?: number;
   pingMisses?: number;
+  /** false: connections wait in the socket's backlog until acceptPeers(); default true. */
+  acceptAtStart?: boolean;
 }
 
 export interface NativeHub {
@@ -90,6 +92,11 @@ export interface NativeHub {
   readonly token: string;
   /** Joins this process to its own hub without a socket. */
   connectLocal(role: string, name: string, onFrames: OnFrames, onState: OnState): NativePort;
+  /**
+   * Begins accepting connections (after acceptAtStart: false). What a local port submitted
+   * before this call is routed before the first peer is accepted. Idempotent; a no-op once closed.
+   */
+  acceptPeers(): void;
   stats(): NativeHubStats;
   close(): void;
   ref(): void;

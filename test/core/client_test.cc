@@ -288,6 +288,54 @@ TEST(Client, AnOversizeEventIsReportedToItsSender) {
   EXPECT_EQ(c.client->stats().connects, 1u);  // and the connection lives on
 }
 
+TEST(Client, WhatTheWelcomeSendsIsInTheSocketBeforeConnectedIsReported) {
+  // Whoever hears 'connected' may tell another process, whose event must then not reach the hub
+  // before this client's subscriptions. So the re-subscriptions and the offline queue are written
+  // before the report, not at the end of the I/O turn that makes it. The socket is looked at
+  // inside the report, on the client's I/O thread, where a flush left for later cannot have run.
+  TempDir dir;
+  RawHub hub(dir.file("raw.sock"));
+  ASSERT_TRUE(hub.listening());
+  std::atomic<int> link_fd{-1};
+  Waiter waiter;
+  std::optional<bool> in_socket;  // whether the frames could be read when 'connected' came
+  PortCallbacks callbacks;
+  callbacks.on_state = [&](PortState state, const Status&) {
+    if (state != PortState::connected) return;
+    pollfd p{link_fd.load(), POLLIN, 0};
+    bool readable = ::poll(&p, 1, 0) == 1;
+    waiter.update([&] { in_socket = readable; });
+  };
+  ClientOptions opt = quick_backoff();
+  opt.endpoint = dir.file("raw.sock");
+  opt.token = "t";
+  Client client(opt, callbacks);
+  ASSERT_TRUE(client.start().ok());
+  std::vector<Envelope> early;  // not welcomed yet: these wait in the offline queue
+  early.push_back(make(Kind::subscribe, "kept", 1));
+  early.push_back(make(Kind::event, "queued", 0, "while connecting"));
+  ASSERT_TRUE(client.submit(std::move(early)).ok());
+  auto link = hub.accept();
+  ASSERT_TRUE(link);
+  link_fd.store(link->fd());
+  ASSERT_TRUE(RawHub::welcome(*link, 7));
+  bool readable = false;
+  ASSERT_TRUE(waiter.wait_for([&] {
+    readable = in_socket.value_or(false);
+    return in_socket.has_value();
+  })) << "'connected' was not reported";
+  EXPECT_TRUE(readable) << "'connected' was reported before the queued frames were written";
+  auto sub = link->read_frame();
+  ASSERT_TRUE(sub.has_value());
+  EXPECT_EQ(sub->kind, Kind::subscribe);
+  EXPECT_EQ(sub->topic, "kept");
+  auto event = link->read_frame();
+  ASSERT_TRUE(event.has_value());
+  EXPECT_EQ(event->kind, Kind::event);
+  EXPECT_EQ(event->topic, "queued");
+  client.close();
+}
+
 // --- Direct writes: submit() writes on the calling thread while the socket is idle ----------
 
 TEST(Client, FramesItSendsItselfAndFramesWrittenDirectlyLeaveInSubmissionOrder) {

@@ -681,6 +681,54 @@ TEST(LocalPeer, AnOversizeInvokeFailsAtOnceInsteadOfReachingSocketPeers) {
   local->close();
 }
 
+TEST(LocalPeer, WithAcceptDeferredAKnockingClientFindsTheOwnerSetUp) {
+  // A restarted hub: a client is already knocking, with an event and an invoke queued for the
+  // hub's own process. Accepting only once the owner has subscribed and registered, the hub gives
+  // the client's queue nobody to miss.
+  TempDir dir;
+  HubOptions opt;
+  opt.endpoint = dir.file("hub.sock");
+  opt.token = "restart-token";
+  opt.accept_at_start = false;
+  ClientOptions copt;
+  copt.backoff_initial = std::chrono::milliseconds(5);
+  copt.backoff_max = std::chrono::milliseconds(20);
+  TestClient knocking(opt.endpoint, opt.token, false, copt);
+  ASSERT_TRUE(knocking.send(make(Kind::event, "early", 0, "queued")).ok());
+  ASSERT_TRUE(knocking.send(make(Kind::invoke, "owner:greet", 5, "w")).ok());
+  ASSERT_TRUE(knocking.rec.wait_state(PortState::reconnecting)) << "it found no hub at first";
+
+  PeerLog peers;  // declared before the hub that reports into it
+  opt.on_peer = peers.hook();
+  Hub hub(opt);
+  ASSERT_TRUE(hub.start().ok());
+  Recorder owner;
+  auto local = hub.connect_local({"main", "main", 0}, owner.callbacks());
+  ASSERT_NE(local, nullptr);
+  std::vector<Envelope> setup;
+  setup.push_back(make(Kind::subscribe, "early", 1));
+  setup.push_back(make(Kind::register_, "owner:greet", 2));
+  ASSERT_TRUE(local->submit(std::move(setup)).ok());
+  EXPECT_EQ(hub.stats().peers, 1u) << "a socket peer was admitted before accept_peers()";
+  EXPECT_EQ(hub.stats().handshaking, 0u) << "a connection was accepted before accept_peers()";
+  hub.accept_peers();
+
+  ASSERT_TRUE(owner.wait_count(Kind::event, 1)) << "the queued event was lost";
+  EXPECT_EQ(owner.of_kind(Kind::event)[0].payload, "queued");
+  ASSERT_TRUE(owner.wait_count(Kind::invoke, 1)) << "the queued invoke did not reach the handler";
+  Received call = owner.of_kind(Kind::invoke)[0];
+  ASSERT_TRUE(local->submit(one(make(Kind::result, "", call.id, "hello " + call.payload))).ok());
+  auto reply = knocking.rec.wait_reply(5);
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->kind, Kind::result);
+  EXPECT_EQ(reply->payload, "hello w");
+  hub.accept_peers();  // idempotent
+  knocking.client->close();
+  local->close();
+  ASSERT_TRUE(peers.wait(PeerEvent::Type::left, 2));
+  hub.close();
+}
+
 // --- The local peer routes on its own thread (Hub::Impl::route_now) --------------------------
 
 TEST(LocalPeer, ABatchIsRoutedAndWrittenOnTheSubmittingThread) {
