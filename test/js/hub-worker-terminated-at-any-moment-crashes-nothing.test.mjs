@@ -22,7 +22,7 @@ import { Worker, parentPort, workerData } from 'node:worker_threads';
 import { ConnectionLostError, EventBus, NoHandlerError } from '../../dist/esm/index.js';
 import { currentRole, deadline, guardAgainstOrphaning, killLeftovers } from './support.mjs';
 import {
-  POINTS, ROUNDS, busyHandler, differences, driveToPoint, hostRounds, processCounts,
+  POINTS, ROUNDS, busyHandler, differences, driveToPoint, hostRounds, processBaseline, processCounts,
   recordMessages, roundsLine, runRounds, settled, stressSeed, terminateAtPoint,
 } from './termination-rounds.mjs';
 
@@ -111,12 +111,15 @@ async function runHostHubWorkers() {
   };
 
   const warm = await runRounds(POINTS.length, seed, round);
-  const procBase = processCounts();
+  const procBase = processBaseline();
   const { counts, failures } = await runRounds(ROUNDS, seed + 1, round);
   failures.unshift(...warm.failures);
   let baseline = 'back to baseline';
   try {
-    await settled(10_000, () => differences(processCounts(), procBase));
+    await settled(10_000, () => {
+      const d = differences(processCounts(), procBase.counts);
+      return d && d + procBase.describe();
+    });
   } catch (err) {
     baseline = err.message;
   }

@@ -25,7 +25,8 @@ import {
   outputOf,
 } from './support.mjs';
 import {
-  FATAL, POINTS, ROUNDS, busyHandler, differences, driveToPoint, hostRounds, jitter, processCounts,
+  FATAL, POINTS, ROUNDS, busyHandler, differences, driveToPoint, hostRounds, jitter, processBaseline,
+  processCounts,
   recordMessages, roundsLine, runRounds, settled, stressSeed, terminateAtPoint,
 } from './termination-rounds.mjs';
 
@@ -115,13 +116,16 @@ async function runHostClientWorkers() {
   // before the baseline of threads and descriptors is taken.
   const warm = await runRounds(POINTS.length, seed, round);
   await settled(10_000, () => differences(hubCounts(), hubBase));
-  const procBase = processCounts();
+  const procBase = processBaseline();
   const { counts, failures } = await runRounds(ROUNDS, seed + 1, round);
   failures.unshift(...warm.failures);
   clearInterval(ticker);
   let baseline = 'back to baseline';
   try {
-    await settled(10_000, () => differences(hubCounts(), hubBase) || differences(processCounts(), procBase));
+    await settled(10_000, () => {
+      const d = differences(processCounts(), procBase.counts);
+      return differences(hubCounts(), hubBase) || (d && d + procBase.describe());
+    });
   } catch (err) {
     baseline = err.message;
   }
