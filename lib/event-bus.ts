@@ -292,6 +292,11 @@ export class EventBus {
       );
     }
     for (const name of HUB_LIMITS) checkPositive(name, options[name]);
+    if (options.lowWaterMark !== undefined && options.lowWaterMark > (options.highWaterMark ?? DEFAULT_OUTBOUND_MARK)) {
+      throw new InvalidArgumentError(
+        `"lowWaterMark" (${options.lowWaterMark}) must not exceed "highWaterMark" (${options.highWaterMark ?? DEFAULT_OUTBOUND_MARK})`,
+      );
+    }
     checkPositive('pingIntervalMs', options.pingIntervalMs, true);
     if (options.decodeLimits !== undefined) {
       if (options.decodeLimits === null || typeof options.decodeLimits !== 'object') {
