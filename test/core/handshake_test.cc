@@ -275,16 +275,32 @@ TEST(Dropped, RoundTripsExtremesAndNoTopics) {
   EXPECT_TRUE(none_out.topics.empty()) << "decoding replaces what the notice held";
 }
 
-TEST(Dropped, RoundTripsAHundredTopics) {
+TEST(Dropped, RoundTripsAsManyTopicsAsANoticeNames) {
   DroppedNotice in;
-  for (int i = 0; i < 100; ++i) {
-    in.topics["topic:" + std::to_string(i)] = static_cast<std::uint64_t>(i) + 1;
-    in.count += static_cast<std::uint64_t>(i) + 1;
+  for (std::size_t i = 0; i < kDroppedTopicsMax; ++i) {
+    in.topics["topic:" + std::to_string(i)] = i + 1;
+    in.count += i + 1;
   }
   DroppedNotice out;
   ASSERT_TRUE(decode_dropped(encode_dropped(in), out).ok());
   EXPECT_EQ(out.count, in.count);
   EXPECT_EQ(out.topics, in.topics);
+}
+
+TEST(Dropped, AnEncodedNoticeNamesAtMostTheMaxTopicsAndKeepsTheWholeCount) {
+  DroppedNotice in;
+  for (std::size_t i = 0; i < 3 * kDroppedTopicsMax; ++i) {
+    in.topics["topic:" + std::to_string(i)] = 1;
+    ++in.count;
+  }
+  DroppedNotice out;
+  ASSERT_TRUE(decode_dropped(encode_dropped(in), out).ok()) << "what we send, we accept";
+  EXPECT_EQ(out.count, in.count);
+  EXPECT_EQ(out.topics.size(), kDroppedTopicsMax);
+  for (const auto& [topic, n] : out.topics) {
+    EXPECT_EQ(in.topics.count(topic), 1u) << topic;
+    EXPECT_EQ(n, 1u);
+  }
 }
 
 TEST(Dropped, DecodeRejectsGarbageAndValuesThatAreNotAMap) {
@@ -412,7 +428,21 @@ TEST(Dropped, DecodeRejectsHugeTopicMaps) {
                            out)
                 .code(),
             Errc::protocol_error);
-  // A million real entries (about 10 MB): beyond any limit a decoder of hub notices needs.
+  // One topic more than a notice may name, and a million (about 10 MB).
+  EXPECT_EQ(decode_dropped(notice_of(2,
+                                     [](Packer& pk) {
+                                       pack_str(pk, "count");
+                                       pk.pack_uint8(1);
+                                       pack_str(pk, "topics");
+                                       pk.pack_map(kDroppedTopicsMax + 1);
+                                       for (std::size_t i = 0; i <= kDroppedTopicsMax; ++i) {
+                                         pack_str(pk, "t" + std::to_string(i));
+                                         pk.pack_uint8(1);
+                                       }
+                                     }),
+                           out)
+                .code(),
+            Errc::protocol_error);
   EXPECT_EQ(decode_dropped(notice_of(2,
                                      [](Packer& pk) {
                                        pack_str(pk, "count");
