@@ -358,7 +358,9 @@ TEST(FlowControl, AStalledSubscriberUnderTheDisconnectPolicyIsDisconnected) {
   EXPECT_TRUE(got.dropped.empty());
   EXPECT_LT(got.total(), kEvents);
   for (const Envelope& e : got.others) {
-    if (e.kind == Kind::goaway) EXPECT_EQ(e.topic, "E_SLOW_CONSUMER");
+    if (e.kind == Kind::goaway) {
+      EXPECT_EQ(e.topic, "E_SLOW_CONSUMER");
+    }
   }
   expect_flow_baseline(*f.hub);
 }

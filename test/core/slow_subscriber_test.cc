@@ -195,7 +195,9 @@ struct TenSubscribers {
       auto w = r.peer->handshake(f.hub->token());
       EXPECT_TRUE(w && w->kind == Kind::welcome);
       Welcome welcome;
-      if (w) EXPECT_TRUE(decode_welcome(w->payload, welcome).ok());
+      if (w) {
+        EXPECT_TRUE(decode_welcome(w->payload, welcome).ok());
+      }
       r.peer_id = welcome.peer_id;
       EXPECT_TRUE(r.peer->write(frame_bytes(make(Kind::subscribe, "t", 1))));
       auto ack = r.peer->read_frame();
