@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <map>
 #include <set>
 #include <string>
 #include <utility>
@@ -413,6 +414,39 @@ TEST(Dropped, DecodeRejectsFieldsOfTheWrongType) {
     DroppedNotice out;
     EXPECT_EQ(decode_dropped(payload, out).code(), Errc::protocol_error) << what;
   }
+}
+
+TEST(Dropped, DecodeRejectsANoticeWithoutACountAndLeavesTheOutputAsItWas) {
+  DroppedNotice out;
+  out.count = 7;
+  out.topics = {{"kept", 7}};
+  EXPECT_EQ(decode_dropped(notice_of(1,
+                                     [](Packer& pk) {
+                                       pack_str(pk, "topics");
+                                       pk.pack_map(1);
+                                       pack_str(pk, "a");
+                                       pk.pack_uint8(1);
+                                     }),
+                           out)
+                .code(),
+            Errc::protocol_error);
+  // Half-decoded input is not left behind either: the bad entry comes after a good one.
+  EXPECT_EQ(decode_dropped(notice_of(2,
+                                     [](Packer& pk) {
+                                       pack_str(pk, "count");
+                                       pk.pack_uint8(3);
+                                       pack_str(pk, "topics");
+                                       pk.pack_map(2);
+                                       pack_str(pk, "a");
+                                       pk.pack_uint8(1);
+                                       pack_str(pk, "b");
+                                       pack_str(pk, "2");
+                                     }),
+                           out)
+                .code(),
+            Errc::protocol_error);
+  EXPECT_EQ(out.count, 7u);
+  EXPECT_EQ(out.topics, (std::map<std::string, std::uint64_t>{{"kept", 7}}));
 }
 
 TEST(Dropped, DecodeRejectsHugeTopicMaps) {
