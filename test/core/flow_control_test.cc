@@ -707,5 +707,86 @@ TEST(FlowControl, TheLocalPortAsReceiverPausesPublishersWhileItsConsumerIsBacklo
   local->close();
 }
 
+// The hub's own process stops taking what waits for it (its JavaScript is busy) for longer than
+// the stall timeout. Under the drop policy it is told what it missed once it catches up.
+TEST(FlowControl, TheLocalPortAsAStalledReceiverIsToldWhatItMissed) {
+  HubFixture f(flow_options(kShortStall, OverflowPolicy::drop));
+  Recorder rec;
+  PortCallbacks cb = rec.callbacks();
+  std::atomic<std::size_t> backlog{0};
+  std::atomic<std::uint64_t> consumed{0};
+  cb.backlog_bytes = [&backlog] { return backlog.load(); };
+  cb.consumed_bytes = [&consumed] { return consumed.load(); };
+  auto local = f.hub->connect_local({"main", "main", 0}, std::move(cb));
+  ASSERT_TRUE(local);
+  ASSERT_TRUE(local->submit(one(make(Kind::subscribe, "t", 1))).ok());
+  ASSERT_TRUE(rec.wait_reply(1).has_value());
+  TestClient fast(*f.hub);
+  fast.subscribe("t");
+
+  backlog = 64u << 20;  // busy, and taking nothing (consumed stays put)
+  TestClient publisher(*f.hub);
+  constexpr std::uint64_t kEvents = 200;
+  publish(*publisher.client, 1, kEvents, on("t"));
+  ASSERT_TRUE(fast.rec.wait_count(Kind::event, kEvents, 10s)) << describe(f.hub->stats());
+  HubStats s = f.hub->stats();
+  EXPECT_EQ(s.stalls, 1u) << describe(s);
+  EXPECT_GT(s.events_dropped, 0u);
+  EXPECT_EQ(f.peers.of_type(PeerEvent::Type::left).size(), 0u);
+
+  // It catches up: what was routed to it before the stall, then one notice of the rest.
+  backlog = 0;
+  consumed = 1;
+  local->resume_reading();
+  ASSERT_TRUE(rec.wait_count(Kind::dropped, 1)) << describe(f.hub->stats());
+  const std::uint64_t got = rec.count(Kind::event);
+  auto notices = rec.of_kind(Kind::dropped);
+  ASSERT_EQ(notices.size(), 1u);
+  DroppedNotice notice;
+  ASSERT_TRUE(decode_dropped(Slice::copy_of(notices[0].payload), notice).ok());
+  EXPECT_EQ(notice.count + got, kEvents);
+  EXPECT_EQ(notice.topics["t"], notice.count);
+  EXPECT_EQ(notice.count, s.events_dropped);
+  expect_flow_baseline(*f.hub);
+  local->close();
+}
+
+// The same under the disconnect policy: the hub cannot disconnect its own process (a local port
+// has no connection to lose and never reconnects; its emits would vanish), so it is treated as
+// under the drop policy instead. Socket peers are still disconnected.
+TEST(FlowControl, TheLocalPortIsNeverDisconnectedForStalling) {
+  HubFixture f(flow_options(kShortStall, OverflowPolicy::disconnect));
+  Recorder rec;
+  PortCallbacks cb = rec.callbacks();
+  std::atomic<std::size_t> backlog{0};
+  cb.backlog_bytes = [&backlog] { return backlog.load(); };
+  cb.consumed_bytes = [] { return std::uint64_t{0}; };
+  auto local = f.hub->connect_local({"main", "main", 0}, std::move(cb));
+  ASSERT_TRUE(local);
+  ASSERT_TRUE(local->submit(one(make(Kind::subscribe, "t", 1))).ok());
+  ASSERT_TRUE(rec.wait_reply(1).has_value());
+  TestClient fast(*f.hub);
+  fast.subscribe("t");
+
+  backlog = 64u << 20;
+  TestClient publisher(*f.hub);
+  constexpr std::uint64_t kEvents = 200;
+  publish(*publisher.client, 1, kEvents, on("t"));
+  // The publisher goes on after the stall timeout, as it would for a disconnected socket peer.
+  ASSERT_TRUE(fast.rec.wait_count(Kind::event, kEvents, 10s)) << describe(f.hub->stats());
+  EXPECT_EQ(f.hub->stats().stalls, 1u);
+  EXPECT_TRUE(f.peers.of_type(PeerEvent::Type::left).empty())
+      << "left: " << f.peers.of_type(PeerEvent::Type::left)[0].reason.to_string();
+  EXPECT_EQ(local->stats().state, PortState::connected);
+  // It still has a bus: a request is answered.
+  ASSERT_TRUE(local->submit(one(make(Kind::subscribe, "after", 2))).ok());
+  EXPECT_TRUE(rec.wait_reply(2).has_value());
+  backlog = 0;
+  local->resume_reading();
+  EXPECT_TRUE(rec.wait_count(Kind::dropped, 1));
+  expect_flow_baseline(*f.hub);
+  local->close();
+}
+
 }  // namespace
 }  // namespace switchboard::testing
