@@ -1129,7 +1129,9 @@ void Hub::Impl::stall(Peer& receiver) {
   stalls_.fetch_add(1, std::memory_order_relaxed);
   auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - receiver.since);
-  if (opt_.overflow == OverflowPolicy::disconnect) {
+  // The hub's own process is not disconnected: its port would be gone for good (a local port
+  // does not reconnect) and what it submits afterwards would vanish. Drop applies to it.
+  if (opt_.overflow == OverflowPolicy::disconnect && !receiver.local) {
     doom(receiver,
          Status(Errc::slow_consumer,
                 "this peer took nothing of the " + std::to_string(backlog(receiver)) +
