@@ -62,6 +62,41 @@ export class OfflineQueueFullError extends SwitchboardError {
 }
 
 /**
+ * emit() would take this bus's outbound buffer past `outbound.maxBytes`: the publisher has been
+ * ignoring emit()'s false for too long. The event was not sent; the ones before it were.
+ */
+export class BufferFullError extends SwitchboardError {
+  constructor(message: string) {
+    super('E_BUFFER_FULL', message);
+  }
+}
+
+/** One failed check of a schema: its message and where in the value (`'items[2].id'`, '' at the top). */
+export interface ValidationIssue {
+  message: string;
+  path: string;
+}
+
+/**
+ * A value failed the schema given to handle() or on(). For an invoke, the check runs in the
+ * callee's process and the caller receives this (with `remote`, who checked). `path` is where the
+ * first issue is; `issues` lists them all.
+ */
+export class ValidationError extends SwitchboardError {
+  readonly issues: ValidationIssue[];
+  readonly path: string;
+  /** For a caller: the process whose handler's schema refused the request. */
+  remote?: RemotePeer;
+  constructor(message: string, issues: ValidationIssue[] = [], remote?: RemotePeer) {
+    super('E_VALIDATION', message);
+    this.name = 'ValidationError';
+    this.issues = issues;
+    this.path = issues[0]?.path ?? '';
+    if (remote) this.remote = remote;
+  }
+}
+
+/**
  * A configured hub limit was reached (subscriptions, handlers or pending invokes per peer, or
  * connections). The message names the option to raise; the connection stays up.
  */
@@ -181,6 +216,8 @@ const byCode: Record<string, new (message: string) => SwitchboardError> = {
   E_OFFLINE_QUEUE_FULL: OfflineQueueFullError,
   E_NO_ENDPOINT: NoEndpointError,
   E_LIMIT: LimitError,
+  E_BUFFER_FULL: BufferFullError,
+  E_VALIDATION: ValidationError,
 };
 
 /** Turns a code from the core or the addon into its typed error. */

@@ -8,6 +8,7 @@ import { detectProcess } from './detect.js';
 export { detectProcess } from './detect.js';
 export {
   AbortError,
+  BufferFullError,
   ClosedError,
   ConnectionLostError,
   InvalidArgumentError,
@@ -18,6 +19,7 @@ export {
   RemoteError,
   SwitchboardError,
   TimeoutError,
+  ValidationError,
 } from './errors.js';
 export { CodecError } from './codec.js';
 
