@@ -615,6 +615,39 @@ TEST(FlowControl, APausedPublisherIsNotDeclaredDeadForPongsTheHubDoesNotRead) {
   EXPECT_EQ(f.hub->stats().declared_dead, 0u);
 }
 
+// A publisher waits only for receivers its traffic goes to: when the full one unsubscribes, the
+// publisher's traffic goes only to others, so it must go on then, not at the stall timeout.
+TEST(FlowControl, APublisherWaitingForASubscriberThatUnsubscribesGoesOn) {
+  HubFixture f(flow_options());
+  RawSubscriber slow(*f.hub, {"t"});
+  TestClient other(*f.hub);
+  other.subscribe("t");
+  TestClient publisher(*f.hub);
+  constexpr std::uint64_t kEvents = 400;
+  publish(*publisher.client, 1, kEvents, on("t"));
+  ASSERT_TRUE(eventually([&] { return peer_of(*f.hub, publisher.client->peer_id()).paused; }))
+      << describe(f.hub->stats());
+  // The slow one leaves the topic (the hub reads its frames: it is a receiver, not paused); it
+  // still reads nothing, so its queue stays over the mark.
+  ASSERT_TRUE(slow.peer.write(frame_bytes(make(Kind::unsubscribe, "t", 0))));
+  ASSERT_TRUE(other.rec.wait_count(Kind::event, kEvents, 5s))
+      << "the publisher still waits for a receiver it no longer sends to: "
+      << other.rec.count(Kind::event) << " of " << kEvents << "; " << describe(f.hub->stats());
+  HubStats s = f.hub->stats();
+  EXPECT_EQ(s.stalls, 0u);
+  EXPECT_EQ(s.events_dropped, 0u);
+  EXPECT_FALSE(peer_of(*f.hub, publisher.client->peer_id()).paused);
+  // What was queued for it before it left the topic is still there for it, in order.
+  Tally got;
+  ASSERT_TRUE(eventually([&] { return peer_of(*f.hub, slow.id).queued_bytes > 0; }));
+  ASSERT_TRUE(read_until(slow.peer, got, [&](const Tally& t) {
+    return t.total() > 0 && peer_of(*f.hub, slow.id).queued_bytes == 0;
+  }));
+  EXPECT_EQ(got.out_of_order, 0u);
+  EXPECT_EQ(got.last_seq["t"], got.total());
+  expect_flow_baseline(*f.hub);
+}
+
 // --- The hub's own process (the local port) ----------------------------------------------------
 
 TEST(FlowControl, TheLocalPortAsPublisherBuffersWhilePausedAndIsToldWhenDrained) {
