@@ -648,6 +648,41 @@ TEST(FlowControl, APublisherWaitingForASubscriberThatUnsubscribesGoesOn) {
   expect_flow_baseline(*f.hub);
 }
 
+// The same for invokes: a caller waiting for a callee that stops serving the name goes on, and
+// its calls still parked end at once with E_NO_HANDLER instead of waiting for that callee.
+TEST(FlowControl, ACallerWaitingForACalleeThatUnregistersGoesOn) {
+  HubFixture f(flow_options());
+  RawSubscriber callee(*f.hub, {});
+  auto reg = callee.request(Kind::register_, "work");
+  ASSERT_TRUE(reg && reg->kind == Kind::result);
+  TestClient caller(*f.hub);
+  constexpr std::uint64_t kCalls = 100;
+  for (std::uint64_t id = 1; id <= kCalls; ++id) {
+    ASSERT_TRUE(caller.send(make(Kind::invoke, "work", id, std::string(kPayload, 'w'))).ok());
+  }
+  ASSERT_TRUE(eventually([&] { return peer_of(*f.hub, caller.client->peer_id()).paused; }))
+      << describe(f.hub->stats());
+  const std::uint64_t delivered = f.hub->stats().invokes_routed;
+  ASSERT_TRUE(callee.peer.write(frame_bytes(make(Kind::unregister, "work", 0))));
+  ASSERT_TRUE(caller.rec.wait_count(Kind::error, kCalls - delivered, 5s))
+      << caller.rec.count(Kind::error) << " of the " << kCalls - delivered
+      << " parked calls ended; " << describe(f.hub->stats());
+  for (const Received& r : caller.rec.of_kind(Kind::error)) {
+    EXPECT_EQ(r.topic, "E_NO_HANDLER");
+    EXPECT_GT(r.id, delivered) << "a call the callee has was failed";
+  }
+  EXPECT_FALSE(peer_of(*f.hub, caller.client->peer_id()).paused);
+  // The callee answers the calls it has: they end too.
+  for (std::uint64_t n = 1; n <= delivered; ++n) {
+    auto inv = callee.peer.read_frame();
+    ASSERT_TRUE(inv && inv->kind == Kind::invoke);
+    ASSERT_TRUE(callee.peer.write(frame_bytes(make(Kind::result, "", inv->id, "done"))));
+  }
+  ASSERT_TRUE(caller.rec.wait_count(Kind::result, delivered));
+  EXPECT_EQ(f.hub->stats().pending_invokes, 0u);
+  expect_flow_baseline(*f.hub);
+}
+
 // --- The hub's own process (the local port) ----------------------------------------------------
 
 TEST(FlowControl, TheLocalPortAsPublisherBuffersWhilePausedAndIsToldWhenDrained) {
