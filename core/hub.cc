@@ -190,6 +190,9 @@ class Hub::Impl : public std::enable_shared_from_this<Hub::Impl> {
   void watch(Peer& receiver);
   void on_drained(PeerId receiver);
   void release_waiters(Peer& receiver);
+  // The receiver takes less than before (it unsubscribed or unregistered): the publishers waiting
+  // for it retry their parked frames (posted), and wait for it again only if those still go to it.
+  void unblock_waiters(Peer& receiver);
   void resume(Peer& publisher);
   void post_resume(PeerId publisher);
   void stall(Peer& receiver);
@@ -752,6 +755,7 @@ bool Hub::Impl::handle(Peer& peer, Envelope& env) {
     }
     case Kind::unsubscribe:
       router_.unsubscribe(peer.id, env.topic);
+      unblock_waiters(peer);
       ack(peer, env.id, {});
       break;
     case Kind::register_:
@@ -768,6 +772,7 @@ bool Hub::Impl::handle(Peer& peer, Envelope& env) {
       break;
     case Kind::unregister:
       router_.unregister_handler(peer.id, env.topic);
+      unblock_waiters(peer);
       ack(peer, env.id, {});
       break;
     case Kind::invoke:
@@ -1092,6 +1097,19 @@ void Hub::Impl::release_waiters(Peer& receiver) {
     if (!publisher) continue;
     publisher->blocked_on.erase(receiver.id);
     if (publisher->blocked_on.empty()) resume(*publisher);
+  }
+}
+
+void Hub::Impl::unblock_waiters(Peer& receiver) {
+  std::unordered_set<PeerId> waiters;
+  waiters.swap(receiver.waiters);
+  for (PeerId w : waiters) {
+    Peer* publisher = find(w);
+    if (!publisher) continue;
+    publisher->blocked_on.erase(receiver.id);
+    // Posted: this may run on a local port's submitting thread (route_now), and resuming reads
+    // from a connection, which belongs to the I/O thread.
+    if (publisher->blocked_on.empty()) post_resume(w);
   }
 }
 
