@@ -1,0 +1,181 @@
+// Promise (issue 11; DESIGN.md, "Promises"): only a subscriber that makes no progress for
+// `stallTimeoutMs` (2000 by default) while over its mark is stalled, and then it no longer holds
+// up the others. A subscriber stopped with SIGSTOP for 10 s is declared stalled about 2 s in; the
+// other subscriber of the same feed, held meanwhile, goes on within the stall timeout plus 200 ms
+// and gets every event. With the default policy ('drop') the stalled one, once it reads again,
+// gets one 'dropped' notice, whose count plus what it received is exactly what was sent to it.
+// With overflow: 'disconnect' it is disconnected instead, and reconnects.
+//
+// Roles: 'main' (the test process and the hub) and 'peer' (flow-peers.mjs): the publisher and two
+// subscribers, forked. Pings are off: a process stopped for 10 s would otherwise be declared dead
+// by the liveness check (5 s x 2 by default), which is another promise.
+import assert from 'node:assert/strict';
+import { performance } from 'node:perf_hooks';
+import { after, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { EventBus } from '../../dist/esm/index.js';
+import { currentRole, deadline, exitCode } from './support.mjs';
+import { atRest, cleanUp, flowOf, forkPeer, KiB, MiB, quit, runPeer, sanitized, scaled, sleep, until } from './flow-peers.mjs';
+
+const thisFile = fileURLToPath(import.meta.url);
+const role = currentRole();
+
+const SIZE = 64 * KiB;
+const COUNT = scaled(1024, 2); // 64 MiB: the publisher is still sending when the stall is declared
+const STALL_MS = 2_000; // the default stallTimeoutMs
+const STOP_MS = 10_000;
+// What the machine adds to a deadline of the hub's (its flow timer looks every 40 ms at most, and
+// two cores run five processes here); a sanitizer slows everything down more.
+const SLACK_MS = sanitized ? 1_500 : 300;
+const TOPIC = 'stall:data';
+
+function intact(feed) {
+  return { received: feed.received, backwards: feed.backwards, gaps: feed.gaps, corrupt: feed.corrupt };
+}
+const ALL = (n) => ({ received: n, backwards: 0, gaps: 0, corrupt: 0 });
+
+function runMain() {
+  describe('a stopped subscriber is stalled and told what it missed', { timeout: 120_000 }, () => {
+    const peers = [];
+    /** @type {EventBus | undefined} */
+    let hub;
+
+    after(async () => {
+      cleanUp(peers);
+      await hub?.close();
+    });
+
+    if (sanitized) console.log(`# under a sanitizer: ${COUNT} events of 64 KiB instead of 1024, and ${SLACK_MS} ms of slack on the timings`);
+
+    /** A hub with `options`, and a publisher of COUNT x 64 KiB to 'slow' and 'fast'. */
+    async function setUp(options) {
+      await hub?.close();
+      hub = new EventBus({ role: 'hub', name: 'hub', pingIntervalMs: 0, ...options });
+      await hub.ready();
+      const slow = await forkPeer(thisFile, hub, { name: 'slow', sub: { topic: TOPIC, size: SIZE } });
+      const fast = await forkPeer(thisFile, hub, { name: 'fast', sub: { topic: TOPIC, size: SIZE } });
+      const publisher = await forkPeer(thisFile, hub, { name: 'publisher', pub: { topic: TOPIC, count: COUNT, size: SIZE, mode: 'drained' } });
+      peers.push(slow, fast, publisher);
+      return { slow, fast, publisher };
+    }
+
+    /**
+     * Stops 'slow', starts the feed, and measures when the hub holds the publisher and when it
+     * gives up on 'slow' (`declared(flow)` says when, from the hub's stats).
+     */
+    async function stopAndMeasure(slow, publisher, declared) {
+      slow.stop();
+      const stoppedAt = performance.now();
+      publisher.send({ type: 'go' });
+      const paused = await until(10_000, 'the publisher to be paused', () => flowOf(hub), (f) => f.paused >= 1, 2);
+      const pausedAt = performance.now();
+      const gaveUp = await until(STALL_MS + 10_000, 'the subscriber to be given up on', () => flowOf(hub), declared, 2);
+      const gaveUpAt = performance.now();
+      return { stoppedAt, paused, pausedAt, gaveUp, gaveUpAt };
+    }
+
+    async function closeAll(list) {
+      for (const p of list) {
+        await quit(p);
+        assert.deepEqual(await deadline(10_000, `${p.name} exit`, exitCode(p.child)), { code: 0, signal: null });
+      }
+    }
+
+    it(`overflow 'drop' (the default): stalled ~${STALL_MS} ms in, the others go on within ${STALL_MS} + 200 ms, and it is told exactly what it missed`, { timeout: 90_000 }, async (t) => {
+      const { slow, fast, publisher } = await setUp({});
+      const fastReport = fast.message('report');
+      const m = await stopAndMeasure(slow, publisher, (f) => f.stalls >= 1);
+      const stalledIn = m.gaveUpAt - m.pausedAt;
+      assert.equal(m.gaveUp.stalled, 1, 'one subscriber is stalled now');
+      assert.ok(
+        stalledIn >= STALL_MS - 100 && stalledIn <= STALL_MS + SLACK_MS,
+        `declared stalled ${stalledIn.toFixed(0)} ms after the hub paused the publisher (stallTimeoutMs ${STALL_MS})`,
+      );
+
+      // The publisher and the other subscriber go on without 'slow'.
+      const done = await deadline(30_000, 'the publisher to finish', publisher.message('done'));
+      assert.equal(done.error, null);
+      assert.equal(done.sent, COUNT);
+      const fr = await deadline(30_000, "'fast' to report", fastReport);
+      assert.deepEqual(intact(fr.feed), ALL(COUNT), "'fast' got every event, once, in order, with its bytes");
+      assert.ok(
+        fr.feed.maxGapMs <= STALL_MS + 200 + (sanitized ? SLACK_MS : 0),
+        `'fast' went on within stallTimeoutMs + 200 ms: its longest silence was ${fr.feed.maxGapMs.toFixed(0)} ms`,
+      );
+      const duringStall = flowOf(hub);
+      assert.equal(duringStall.paused, 0, 'nobody is paused for a stalled subscriber');
+      assert.ok(duringStall.eventsDropped > 0, 'what was meant for the stalled subscriber was dropped (and counted)');
+
+      // 10 s after the stop, it reads again: what was queued for it, then one notice.
+      await sleep(Math.max(0, STOP_MS - (performance.now() - m.stoppedAt)));
+      const stoppedFor = performance.now() - m.stoppedAt;
+      const noticed = slow.message('dropped');
+      slow.cont();
+      const notice = await deadline(20_000, "the 'dropped' notice", noticed);
+      const { info } = notice;
+      assert.equal(typeof info.count, 'number');
+      assert.equal(info.count, Object.values(info.topics).reduce((a, b) => a + b, 0), 'the count is the sum over topics');
+      assert.equal(notice.statsDropped, info.count, "stats().dropped says the same");
+      // The end of the feed may have been dropped as well; it is an event sent to 'slow' too.
+      // The publisher sends it again now (after the notice, so 'slow' reads again): 'slow' then
+      // reports what it got of the feed.
+      const from = slow.log.length;
+      publisher.send({ type: 'emit', topic: `${TOPIC}:end`, data: { sent: COUNT, again: true } });
+      const sr = await deadline(20_000, "'slow' to report", slow.after(from, 'report', (r) => r.end.again === true));
+      const endsBefore = slow.log.filter((msg) => msg.type === 'report' && !msg.end.again).length;
+      assert.equal(sr.feed.backwards, 0, "what 'slow' got came in order");
+      assert.equal(sr.feed.corrupt, 0, "with its bytes");
+      assert.equal((info.topics[TOPIC] ?? 0) + sr.feed.received, COUNT, `'${TOPIC}': missed ${info.topics[TOPIC]} + received ${sr.feed.received} = sent ${COUNT}`);
+      assert.equal(info.count + sr.feed.received + endsBefore, COUNT + 1, 'everything sent to it is either received or counted as missed');
+      assert.equal(slow.log.filter((msg) => msg.type === 'dropped').length, 1, 'one notice for the stall');
+      const f = flowOf(hub);
+      assert.equal(f.eventsDropped, info.count, "the hub's count is the notice's");
+      assert.equal(f.stalls, 1);
+      t.diagnostic(
+        `paused ${(m.pausedAt - m.stoppedAt).toFixed(0)} ms after SIGSTOP; declared stalled ${stalledIn.toFixed(0)} ms after the pause ` +
+          `(${(m.gaveUpAt - m.stoppedAt).toFixed(0)} ms after SIGSTOP; stallTimeoutMs ${STALL_MS}); 'fast' longest silence ${fr.feed.maxGapMs.toFixed(0)} ms; ` +
+          `'slow' stopped ${stoppedFor.toFixed(0)} ms, then received ${sr.feed.received} and was told of ${info.count} missed ${JSON.stringify(info.topics)} ` +
+          `(${sr.feed.received} + ${info.count} + ${endsBefore} end(s) = ${COUNT} + 1 sent)`,
+      );
+      await closeAll([publisher, fast, slow]);
+      await until(5_000, 'the hub at rest', () => flowOf(hub), atRest);
+    });
+
+    it(`overflow 'disconnect': the stalled subscriber is disconnected ~${STALL_MS} ms in, the others get everything, and it reconnects`, { timeout: 90_000 }, async (t) => {
+      const { slow, fast, publisher } = await setUp({ overflow: 'disconnect' });
+      const fastReport = fast.message('report');
+      const slowGone = (f) => f.stalls >= 1 && !hub.stats().peers.some((p) => p.name === 'slow');
+      const m = await stopAndMeasure(slow, publisher, slowGone);
+      const goneIn = m.gaveUpAt - m.pausedAt;
+      assert.ok(
+        goneIn >= STALL_MS - 100 && goneIn <= STALL_MS + SLACK_MS,
+        `disconnected ${goneIn.toFixed(0)} ms after the hub paused the publisher (stallTimeoutMs ${STALL_MS})`,
+      );
+      const done = await deadline(30_000, 'the publisher to finish', publisher.message('done'));
+      assert.equal(done.error, null);
+      const fr = await deadline(30_000, "'fast' to report", fastReport);
+      assert.deepEqual(intact(fr.feed), ALL(COUNT), "'fast' got every event, once, in order, with its bytes");
+      assert.ok(fr.feed.maxGapMs <= STALL_MS + 200 + (sanitized ? SLACK_MS : 0), `'fast' longest silence ${fr.feed.maxGapMs.toFixed(0)} ms`);
+
+      const from = slow.log.length;
+      const disconnected = slow.after(from, 'connection', (e) => e.state === 'disconnected');
+      const reconnected = slow.after(from, 'connection', (e) => e.state === 'connected');
+      slow.cont();
+      const d = await deadline(20_000, "'slow' to see that it was disconnected", disconnected);
+      await deadline(20_000, "'slow' to reconnect", reconnected);
+      // The hub's GOAWAY E_SLOW_CONSUMER waits behind what fills the stopped process's socket; it
+      // may not get through before the close.
+      assert.ok(['E_SLOW_CONSUMER', 'E_CLOSED', 'E_IO'].includes(d.code), `why: ${d.code} (${d.message})`);
+      assert.equal(slow.log.filter((msg) => msg.type === 'dropped').length, 0, "no 'dropped' notice under 'disconnect'");
+      t.diagnostic(
+        `disconnected ${goneIn.toFixed(0)} ms after the pause (stallTimeoutMs ${STALL_MS}); 'fast' longest silence ${fr.feed.maxGapMs.toFixed(0)} ms; ` +
+          `'slow' saw 'disconnected' with ${d.code}: ${d.message}`,
+      );
+      await closeAll([publisher, fast, slow]);
+      await until(5_000, 'the hub at rest', () => flowOf(hub), atRest);
+    });
+  });
+}
+
+if (role === 'main') runMain();
+else await runPeer();
