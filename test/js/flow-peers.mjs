@@ -71,7 +71,7 @@ function sameBytes(got, want) {
  * (`backwards`) or skipped numbers (`gaps`), how many had wrong bytes, and the longest silence
  * between two events.
  */
-class Feed {
+export class Feed {
   received = 0;
   backwards = 0;
   gaps = 0;
