@@ -19,6 +19,8 @@
 
 #include <napi.h>
 
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <initializer_list>
 #include <memory>
@@ -142,6 +144,13 @@ class Delivery {
     return queued_bytes_ > kBacklogBytes;
   }
   void set_on_caught_up(std::function<void()> fn) { on_caught_up_ = std::move(fn); }
+  // Any thread: bytes waiting for JavaScript now, and taken by it so far (flow control: the hub
+  // counts its own process's JavaScript as a receiver like any other).
+  std::size_t queued_bytes() {
+    std::lock_guard lock(mutex_);
+    return queued_bytes_;
+  }
+  std::uint64_t taken_bytes() const { return taken_bytes_.load(std::memory_order_relaxed); }
   // JavaScript thread.
   void ref(Napi::Env env) { tsfn_.Ref(env); }
   void unref(Napi::Env env) { tsfn_.Unref(env); }
@@ -161,6 +170,7 @@ class Delivery {
       std::lock_guard lock(self->mutex_);
       items.swap(self->items_);
       self->scheduled_ = false;
+      self->taken_bytes_.fetch_add(self->queued_bytes_, std::memory_order_relaxed);
       self->queued_bytes_ = 0;
       caught_up = std::exchange(self->backlogged_, false);
     }
@@ -198,6 +208,7 @@ class Delivery {
   std::mutex mutex_;
   std::vector<Item> items_;
   std::size_t queued_bytes_ = 0;
+  std::atomic<std::uint64_t> taken_bytes_{0};
   bool backlogged_ = false;
   std::function<void()> on_caught_up_;  // JavaScript thread
   bool scheduled_ = false;

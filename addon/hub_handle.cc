@@ -220,6 +220,13 @@ Napi::Value HubHandle::stats(const Napi::CallbackInfo& info) {
   out.Set("eventsRouted", static_cast<double>(s.events_routed));
   out.Set("eventsDropped", static_cast<double>(s.events_dropped));
   out.Set("invokesRouted", static_cast<double>(s.invokes_routed));
+  out.Set("paused", static_cast<double>(s.paused));
+  out.Set("parkedBytes", static_cast<double>(s.parked_bytes));
+  out.Set("stalled", static_cast<double>(s.stalled));
+  out.Set("pauses", static_cast<double>(s.pauses));
+  out.Set("stalls", static_cast<double>(s.stalls));
+  out.Set("queuedBytes", static_cast<double>(s.queued_bytes));
+  out.Set("peakQueuedBytes", static_cast<double>(s.peak_queued_bytes));
   out.Set("framesIn", static_cast<double>(s.frames_in));
   out.Set("framesOut", static_cast<double>(s.frames_out));
   out.Set("writevCalls", static_cast<double>(s.writev_calls));

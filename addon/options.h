@@ -67,6 +67,8 @@ inline Status read_hub_options(const Napi::Object& o, HubOptions& opt) {
   for (Status s : {read_string(o, "endpoint", opt.endpoint), read_string(o, "token", opt.token),
                    read_string(o, "name", opt.name), read_count(o, "maxFrame", opt.max_frame),
                    read_count(o, "highWaterMark", opt.high_water_mark),
+                   read_count(o, "lowWaterMark", opt.low_water_mark),
+                   read_ms(o, "stallTimeoutMs", opt.stall_timeout),
                    read_ms(o, "handshakeTimeoutMs", opt.handshake_timeout),
                    read_count(o, "handshakeMaxFrame", opt.handshake_max_frame),
                    read_count(o, "maxTopic", opt.max_topic),

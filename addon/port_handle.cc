@@ -102,6 +102,15 @@ bool PortSink::deliver(Napi::Env env, Delivery<PortSink>& delivery, std::vector<
                        std::size_t& done) {
   PortSink& sink = delivery.sink();
   while (done < items.size()) {
+    if (std::holds_alternative<Drained>(items[done])) {
+      raw::Called called =
+          raw::call(env, sink.on_state,
+                    {raw::string(env, "drain"), raw::string(env, ""), raw::string(env, "")});
+      if (called == raw::Called::not_run) return false;
+      ++done;
+      if (called == raw::Called::threw) return false;
+      continue;
+    }
     if (auto* change = std::get_if<StateChange>(&items[done])) {
       const std::string code =
           change->why.ok() ? std::string() : std::string(wire_name(change->why.code()));
@@ -214,6 +223,9 @@ PortCallbacks PortHandle::callbacks_for(Delivery<PortSink>* delivery) {
   PortCallbacks cb;
   cb.on_batch = [delivery](std::vector<Envelope>& batch) { delivery->push(std::move(batch)); };
   cb.backlogged = [delivery] { return delivery->backlogged(); };
+  cb.backlog_bytes = [delivery] { return delivery->queued_bytes(); };
+  cb.consumed_bytes = [delivery] { return delivery->taken_bytes(); };
+  cb.on_drain = [delivery] { delivery->push(Drained{}); };
   cb.on_state = [delivery](PortState state, const Status& why) {
     delivery->push(StateChange{state, why});
   };
@@ -229,6 +241,8 @@ Napi::Function PortHandle::define(Napi::Env env) {
                          InstanceMethod<&PortHandle::close>("close"),
                          InstanceMethod<&PortHandle::peer_id>("peerId"),
                          InstanceMethod<&PortHandle::stats>("stats"),
+                         InstanceMethod<&PortHandle::outbound>("outbound"),
+                         InstanceMethod<&PortHandle::notify_drain>("notifyDrain"),
                          InstanceMethod<&PortHandle::ref>("ref"),
                          InstanceMethod<&PortHandle::unref>("unref"),
                      });
@@ -338,9 +352,28 @@ Napi::Value PortHandle::submit(const Napi::CallbackInfo& info) {
       batch.push_back(std::move(envelope));
       at += length;
     }
-    if (Status s = port_->submit(std::move(batch)); !s.ok()) throw_status(env, s);
-    return env.Undefined();
+    if (Status s = port_->submit(std::move(batch)); !s.ok()) {
+      throw_status(env, s);
+      return env.Undefined();
+    }
+    // What the port holds now, for emit()'s answer (flow control).
+    return Napi::Number::New(env, static_cast<double>(port_->outbound_bytes()));
   });
+}
+
+Napi::Value PortHandle::outbound(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), port_ ? static_cast<double>(port_->outbound_bytes()) : 0.0);
+}
+
+Napi::Value PortHandle::notify_drain(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber() || info[0].As<Napi::Number>().DoubleValue() < 0) {
+    throw_error(env, "E_INVALID_ARGUMENT", "notifyDrain() takes a byte count");
+    return env.Undefined();
+  }
+  if (port_)
+    port_->notify_drain(static_cast<std::size_t>(info[0].As<Napi::Number>().DoubleValue()));
+  return env.Undefined();
 }
 
 Napi::Value PortHandle::close(const Napi::CallbackInfo& info) {

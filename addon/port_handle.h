@@ -23,10 +23,13 @@ struct StateChange {
   Status why;
 };
 
+// The port's outbound buffer fell to the mark JavaScript gave notifyDrain(): onState('drain').
+struct Drained {};
+
 // Turns batches of envelopes and state changes into calls of onFrames(Uint8Array) and
 // onState(...). A batch stays the vector the port handed over: queueing it moves no envelope.
 struct PortSink {
-  using Item = std::variant<std::vector<Envelope>, StateChange>;
+  using Item = std::variant<std::vector<Envelope>, StateChange, Drained>;
   Napi::FunctionReference on_frames;
   Napi::FunctionReference on_state;
   static bool deliver(Napi::Env env, Delivery<PortSink>& delivery, std::vector<Item>& items,
@@ -53,6 +56,8 @@ class PortHandle : public Napi::ObjectWrap<PortHandle> {
   Napi::Value close(const Napi::CallbackInfo& info);
   Napi::Value peer_id(const Napi::CallbackInfo& info);
   Napi::Value stats(const Napi::CallbackInfo& info);
+  Napi::Value outbound(const Napi::CallbackInfo& info);
+  Napi::Value notify_drain(const Napi::CallbackInfo& info);
   Napi::Value ref(const Napi::CallbackInfo& info);
   Napi::Value unref(const Napi::CallbackInfo& info);
   void shutdown();

@@ -63,6 +63,19 @@ class Client::Impl {
   }
   std::uint64_t peer_id() const { return peer_id_.load(); }
   PortStats stats() const;
+  std::size_t outbound_bytes() const {
+    std::lock_guard lock(mutex_);
+    return conn_ && online_ ? conn_->queued_bytes() : 0;
+  }
+  void notify_drain(std::size_t below) {
+    std::lock_guard lock(mutex_);
+    drain_armed_ = true;
+    if (conn_ && online_) {
+      conn_->notify_below(below, [this] { fire_drain(); });
+    } else {
+      asio::post(io_.context(), [this] { fire_drain(); });
+    }
+  }
 
  private:
   void connect_now();
@@ -85,6 +98,15 @@ class Client::Impl {
   }
   void set_state(PortState state, const Status& why);
   void shutdown();
+  // I/O thread: on_drain, if notify_drain() asked for it and it has not fired since.
+  void fire_drain() {
+    {
+      std::lock_guard lock(mutex_);
+      if (!drain_armed_) return;
+      drain_armed_ = false;
+    }
+    if (cb_.on_drain) cb_.on_drain();
+  }
 
   ClientOptions opt_;
   PortCallbacks cb_;
@@ -94,8 +116,9 @@ class Client::Impl {
   // this mutex held (the direct path), so everything that decides the order of frames on the
   // wire, and the bookkeeping of what was sent, lives under it. Lock order: mutex_, then the
   // connection's write mutex. No callback runs with it held.
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::vector<Envelope> inbox_;  // while offline this is the offline queue
+  bool drain_armed_ = false;     // notify_drain() asked, on_drain not yet fired
   std::size_t inbox_bytes_ = 0;
   bool online_ = false;
   bool running_ = false;
@@ -417,6 +440,7 @@ void Client::Impl::lost(const Status& why, bool fatal) {
     return;
   }
   set_state(PortState::reconnecting, why);
+  fire_drain();  // nothing waits on the dropped connection now
   retry_timer_ = std::make_unique<asio::steady_timer>(io_.context(), backoff_.next());
   retry_timer_->async_wait([this](std::error_code ec) {
     if (!ec) connect_now();
@@ -568,6 +592,12 @@ Status Client::submit(std::vector<Envelope> batch) {
 }
 void Client::resume_reading() {
   impl_->resume_reading();
+}
+std::size_t Client::outbound_bytes() const {
+  return impl_->outbound_bytes();
+}
+void Client::notify_drain(std::size_t below) {
+  impl_->notify_drain(below);
 }
 void Client::close() {
   impl_->close();

@@ -22,6 +22,9 @@
 //   queued ahead, a frame over the hub's limit) takes the queued way through the I/O thread.
 // - close() sends what was submitted before it (and a GOAWAY) within a 1 s linger; nothing is
 //   written after it returns.
+// - Flow control: outbound_bytes() is what the connection holds unwritten while connected (a hub
+//   that stops reading from us makes it grow); offline, what waits is the offline queue, bounded
+//   on its own, and it counts 0. notify_drain()'s on_drain also fires when the connection drops.
 // - on_state reports connecting -> connected -> reconnecting -> connected ... -> closed.
 #pragma once
 
@@ -61,6 +64,8 @@ class Client final : public Port {
   Status start();
   Status submit(std::vector<Envelope> batch) override;
   void resume_reading() override;
+  std::size_t outbound_bytes() const override;
+  void notify_drain(std::size_t below) override;
   void close() override;
   std::uint64_t peer_id() const override;
   PortStats stats() const override;

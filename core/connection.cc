@@ -165,11 +165,32 @@ void Connection::write_now_locked(bool direct) {
     counters_->writev_calls.fetch_add(1, std::memory_order_relaxed);
     if (direct) counters_->direct_writes.fetch_add(1, std::memory_order_relaxed);
     counters_->bytes_out.fetch_add(r.bytes, std::memory_order_relaxed);
-    counters_->frames_out.fetch_add(queue_.consume(r.bytes), std::memory_order_relaxed);
+    counters_->frames_out.fetch_add(consumed_locked(r.bytes), std::memory_order_relaxed);
   }
   // The rest (a partial write, EAGAIN) or an error goes to the I/O thread: it arms the writable
   // wait, or fails the connection, as its own flush would.
   if (!queue_.empty()) schedule_flush_locked();
+}
+
+std::size_t Connection::consumed_locked(std::size_t bytes) {
+  std::size_t frames = queue_.consume(bytes);
+  written_.fetch_add(bytes, std::memory_order_relaxed);
+  if (on_below_ && queue_.queued_bytes() <= notify_at_) {
+    asio::post(io_, std::exchange(on_below_, nullptr));
+  }
+  return frames;
+}
+
+void Connection::notify_below(std::size_t bytes, std::function<void()> fn) {
+  std::lock_guard lock(write_mutex_);
+  if (!open_.load(std::memory_order_relaxed)) return;
+  if (queue_.queued_bytes() <= bytes) {
+    on_below_ = nullptr;
+    asio::post(io_, std::move(fn));
+    return;
+  }
+  notify_at_ = bytes;
+  on_below_ = std::move(fn);
 }
 
 std::size_t Connection::queued_bytes() const {
@@ -210,7 +231,7 @@ bool Connection::write_queue_locked(Status& error) {
     }
     counters_->writev_calls.fetch_add(1, std::memory_order_relaxed);
     counters_->bytes_out.fetch_add(r.bytes, std::memory_order_relaxed);
-    counters_->frames_out.fetch_add(queue_.consume(r.bytes), std::memory_order_relaxed);
+    counters_->frames_out.fetch_add(consumed_locked(r.bytes), std::memory_order_relaxed);
   }
   return true;
 }
@@ -261,7 +282,7 @@ void Connection::close_after(WireFrame last) {
     IoResult r = stream_->try_write(iov_);
     if (r.state == IoState::ok) {
       counters_->writev_calls.fetch_add(1, std::memory_order_relaxed);
-      counters_->frames_out.fetch_add(queue_.consume(r.bytes), std::memory_order_relaxed);
+      counters_->frames_out.fetch_add(consumed_locked(r.bytes), std::memory_order_relaxed);
     }
   }
   close();
@@ -273,6 +294,7 @@ void Connection::close() {
     if (!open_.load(std::memory_order_relaxed)) return;
     open_.store(false, std::memory_order_release);
     queue_.clear();
+    on_below_ = nullptr;
     stream_->close();
   }
   reading_ = false;

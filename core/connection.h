@@ -100,6 +100,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void pause_reading() { paused_ = true; }
   void resume_reading();
 
+  // Any thread: runs `fn` once, posted to the I/O thread, as soon as no more than `bytes` are
+  // queued (at once if that is so already). For flow control: the hub resumes the publishers
+  // that wait for this connection, a client tells JavaScript its buffer has drained. A later call
+  // replaces an earlier one that has not fired; close() drops it unfired.
+  void notify_below(std::size_t bytes, std::function<void()> fn);
+  // Any thread: bytes written to the stream so far (progress, for the hub's stall detection).
+  std::uint64_t bytes_written() const { return written_.load(std::memory_order_relaxed); }
+
   bool is_open() const { return open_.load(std::memory_order_acquire); }
   bool is_reading() const { return reading_; }
   std::size_t queued_bytes() const;
@@ -128,6 +136,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Writes queued frames until the queue is empty or the socket would block; true when nothing
   // went wrong (`error` is set otherwise).
   bool write_queue_locked(Status& error);
+  // Counts `bytes` written and fires notify_below()'s callback if the queue is short enough now.
+  std::size_t consumed_locked(std::size_t bytes);
   void flush();
   // A write failed: delivers what the peer sent before it went, then fail(why).
   void fail_writing(Status why);
@@ -143,6 +153,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool closing_ = false;  // close once the queue is empty
   bool flush_scheduled_ = false;
   bool waiting_writable_ = false;
+  std::size_t notify_at_ = 0;
+  std::function<void()> on_below_;  // notify_below()'s, until it fires
+  std::atomic<std::uint64_t> written_{0};
   // Changed under write_mutex_ on the I/O thread only; read anywhere.
   std::atomic<bool> open_{true};
 

@@ -13,8 +13,8 @@
 namespace switchboard {
 namespace {
 
-constexpr std::array<std::string_view, 48> make_kind_names() {
-  std::array<std::string_view, 48> names{};
+constexpr std::array<std::string_view, 49> make_kind_names() {
+  std::array<std::string_view, 49> names{};
   names[1] = "HELLO";
   names[2] = "WELCOME";
   names[3] = "SUBSCRIBE";
@@ -41,6 +41,7 @@ constexpr std::array<std::string_view, 48> make_kind_names() {
   names[34] = "STATE_PATCH";
   names[35] = "STATE_UPDATE";
   names[36] = "STATE_UNWATCH";
+  names[48] = "DROPPED";
   return names;
 }
 constexpr auto kKindNames = make_kind_names();

@@ -54,6 +54,7 @@ enum class Kind : std::uint8_t {
   state_patch = 34,
   state_update = 35,
   state_unwatch = 36,
+  dropped = 48,  // hub -> peer: events it missed while stalled (count, per topic); handshake.h
 };
 
 std::string_view kind_name(Kind kind);

@@ -4,6 +4,7 @@
 
 #include <msgpack.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <exception>
@@ -143,6 +144,58 @@ Slice encode_peer_info(const PeerInfo& info) {
     pk.pack_false();
   }
   return Slice(std::move(buf));
+}
+
+Slice encode_dropped(const DroppedNotice& notice) {
+  auto buf = std::make_shared<Buffer>();
+  BufferWriter w{buf.get()};
+  msgpack::packer<BufferWriter> pk(w);
+  pk.pack_map(2);
+  pack_kv(pk, "count", notice.count);
+  pk.pack_str(6);
+  pk.pack_str_body("topics", 6);
+  pk.pack_map(static_cast<std::uint32_t>(std::min(notice.topics.size(), kDroppedTopicsMax)));
+  std::size_t n = 0;
+  for (const auto& [topic, count] : notice.topics) {
+    if (n++ == kDroppedTopicsMax) break;
+    pk.pack_str(static_cast<std::uint32_t>(topic.size()));
+    pk.pack_str_body(topic.data(), static_cast<std::uint32_t>(topic.size()));
+    pk.pack_uint64(count);
+  }
+  return Slice(std::move(buf));
+}
+
+Status decode_dropped(const Slice& payload, DroppedNotice& out) {
+  try {
+    // A map of two keys, one of them a map of up to kDroppedTopicsMax counts: depth 3.
+    const msgpack::unpack_limit limit(0, kDroppedTopicsMax, 1024, 0, 0, 3);
+    std::size_t off = 0;
+    msgpack::object_handle oh = msgpack::unpack(reinterpret_cast<const char*>(payload.data),
+                                                payload.size, off, nullptr, nullptr, limit);
+    const msgpack::object& obj = oh.get();
+    if (off != payload.size || obj.type != msgpack::type::MAP) {
+      return Status(Errc::protocol_error, "DROPPED payload is not a map");
+    }
+    for (std::uint32_t i = 0; i < obj.via.map.size; ++i) {
+      const auto& kv = obj.via.map.ptr[i];
+      if (kv.key.type != msgpack::type::STR) continue;
+      std::string_view key(kv.key.via.str.ptr, kv.key.via.str.size);
+      if (key == "count" && kv.val.type == msgpack::type::POSITIVE_INTEGER) {
+        out.count = kv.val.via.u64;
+      } else if (key == "topics" && kv.val.type == msgpack::type::MAP) {
+        for (std::uint32_t j = 0; j < kv.val.via.map.size; ++j) {
+          const auto& t = kv.val.via.map.ptr[j];
+          if (t.key.type != msgpack::type::STR || t.val.type != msgpack::type::POSITIVE_INTEGER) {
+            return Status(Errc::protocol_error, "DROPPED topics must map names to counts");
+          }
+          out.topics[std::string(t.key.via.str.ptr, t.key.via.str.size)] = t.val.via.u64;
+        }
+      }
+    }
+    return {};
+  } catch (const std::exception& e) {
+    return Status(Errc::protocol_error, std::string("DROPPED payload is malformed: ") + e.what());
+  }
 }
 
 Status decode_peer_info(const Slice& payload, PeerInfo& out) {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -47,6 +48,17 @@ Slice encode_welcome(const Welcome& welcome);
 Status decode_welcome(const Slice& payload, Welcome& out);
 Slice encode_peer_info(const PeerInfo& info);
 Status decode_peer_info(const Slice& payload, PeerInfo& out);
+
+// The payload of a DROPPED frame: what the hub dropped for a peer while it was stalled (flow
+// control, policy drop), sent once when the peer reads again. `topics` names at most
+// kDroppedTopicsMax topics (the most recent ones to overflow it are counted in `count` only).
+struct DroppedNotice {
+  std::uint64_t count = 0;
+  std::map<std::string, std::uint64_t> topics;
+};
+inline constexpr std::size_t kDroppedTopicsMax = 64;
+Slice encode_dropped(const DroppedNotice& notice);
+Status decode_dropped(const Slice& payload, DroppedNotice& out);
 
 // Hub-raised ERROR and GOAWAY frames carry a msgpack str with a human-readable message.
 Slice encode_message(std::string_view message);

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <deque>
 #include <future>
 #include <mutex>
 #include <optional>
@@ -81,8 +82,16 @@ struct LocalLink {
   bool drain_scheduled = false;
   // Under the hub's state_mutex_:
   std::vector<Envelope> outbox;
+  std::size_t outbox_bytes = 0;
+  std::size_t outbox_taken = 0;  // bytes handed to the callbacks so far (progress)
   bool flush_scheduled = false;
   bool closed = false;
+  // Flow control: notify_drain()'s mark, under state_mutex_.
+  bool drain_armed = false;
+  std::size_t drain_below = 0;
+  // Any thread: what outbound_bytes() reports (the posted inbox and the parked frames).
+  std::atomic<std::size_t> inbox_bytes{0};
+  std::atomic<std::size_t> parked_bytes{0};
 };
 
 class Hub::Impl : public std::enable_shared_from_this<Hub::Impl> {
@@ -112,6 +121,9 @@ class Hub::Impl : public std::enable_shared_from_this<Hub::Impl> {
                  Status& status);
   bool in_io_thread() const { return io_.in_thread(); }
   void remove_local(PeerId id);
+  // Flow control for the local port (I/O thread): see LocalPort.
+  void local_drain_requested(const std::shared_ptr<LocalLink>& link, std::size_t below);
+  void local_caught_up(PeerId id);
 
   const HubOptions& options() const { return opt_; }
   const std::string& endpoint() const { return endpoint_; }
@@ -133,6 +145,21 @@ class Hub::Impl : public std::enable_shared_from_this<Hub::Impl> {
     std::uint64_t dropped = 0;
     bool heard = true;     // a frame arrived since the last liveness tick
     int missed_pings = 0;  // consecutive ticks with nothing heard
+    // Flow control ("Flow control" below). As a publisher: the frames not routed yet because a
+    // receiver is full, in arrival order, and the receivers it waits for.
+    std::deque<Envelope> parked;
+    std::size_t parked_bytes = 0;
+    std::unordered_set<PeerId> blocked_on;
+    // The connection ended while frames were parked: it leaves once they are routed.
+    std::optional<Status> leave_after_parked;
+    // As a receiver: the publishers waiting for it, whether its drain is watched, its progress
+    // when last looked at and since when it has made none, and what it missed while stalled.
+    std::unordered_set<PeerId> waiters;
+    bool watching = false;
+    bool stalled = false;
+    std::uint64_t progress = 0;
+    std::chrono::steady_clock::time_point since;
+    DroppedNotice missed;
   };
   struct Call {
     PeerId caller = 0;
@@ -145,13 +172,30 @@ class Hub::Impl : public std::enable_shared_from_this<Hub::Impl> {
   void on_accept(std::unique_ptr<Stream> stream);
   void on_frames(PeerId id, std::vector<Slice>& frames);
   void handshake(Peer& peer, const Slice& body);
-  void handle(Peer& peer, Envelope& env);
-  void route_event(Peer& from, Envelope& env);
-  void route_invoke(Peer& caller, Envelope& env);
+  // false: not routed (a receiver is full); `env` is untouched and the caller parks it.
+  bool handle(Peer& peer, Envelope& env);
+  bool route_event(Peer& from, Envelope& env);
+  bool route_invoke(Peer& caller, Envelope& env);
   void route_reply(Peer& callee, Envelope& env);
   void route_cancel(Peer& caller, const Envelope& env);
   void ack(Peer& peer, std::uint64_t id, const Status& status);
-  void send_to(Peer& peer, Outgoing& msg, bool droppable);
+  // `event`: counted as a routed event.
+  void send_to(Peer& peer, Outgoing& msg, bool event);
+  // Flow control.
+  std::size_t backlog(const Peer& receiver) const;
+  std::uint64_t progress_of(const Peer& receiver) const;
+  bool would_overflow(const Peer& receiver, std::size_t size) const;
+  void park(Peer& publisher, Envelope env);
+  void wait_for(Peer& publisher, Peer& receiver);
+  void watch(Peer& receiver);
+  void on_drained(PeerId receiver);
+  void release_waiters(Peer& receiver);
+  void resume(Peer& publisher);
+  void post_resume(PeerId publisher);
+  void stall(Peer& receiver);
+  void check_local_drain(Peer& local);
+  void arm_flow_timer();
+  void check_flow();
   void send_to(Peer& peer, Envelope env);
   // The local peer's outbox: taken under state_mutex_, delivered on the I/O thread.
   std::vector<Envelope> take_outbox(LocalLink& link);
@@ -192,13 +236,15 @@ class Hub::Impl : public std::enable_shared_from_this<Hub::Impl> {
   std::unique_ptr<asio::steady_timer> accept_retry_;
   std::unique_ptr<asio::steady_timer> liveness_timer_;
   std::unique_ptr<asio::steady_timer> endpoint_timer_;
+  std::unique_ptr<asio::steady_timer> flow_timer_;
+  bool flow_armed_ = false;
 
   // The routing state, up to the blank line. The I/O thread holds state_mutex_ in every handler
   // that touches it; LocalPort::submit() takes it to route the local peer's batch on its own
   // thread (route_now). Lock order: state_mutex_, then a LocalLink's mutex or a Connection's
   // write mutex. Callbacks into the local peer and on_peer run on the I/O thread, some with it
   // held: they must not block on the hub (a submit() from there takes the posted path).
-  std::mutex state_mutex_;
+  mutable std::mutex state_mutex_;
   // True while route_now() routes on another thread: removals are left to the I/O thread, which
   // owns the connections' and timers' life.
   bool routing_now_ = false;
@@ -222,7 +268,8 @@ class Hub::Impl : public std::enable_shared_from_this<Hub::Impl> {
   ConnectionCounters wire_;
   std::atomic<std::uint64_t> peers_gauge_{0}, handshaking_gauge_{0}, subs_gauge_{0},
       handlers_gauge_{0}, pending_gauge_{0}, events_routed_{0}, events_dropped_{0},
-      invokes_routed_{0}, rejected_{0}, declared_dead_{0}, endpoint_restored_{0};
+      invokes_routed_{0}, rejected_{0}, declared_dead_{0}, endpoint_restored_{0}, pauses_{0},
+      stalls_{0}, peak_queued_{0};
 };
 
 // --- Local port ------------------------------------------------------------------------------
@@ -242,6 +289,9 @@ class LocalPort final : public Port {
       if (hub_->route_now(link_, batch, status)) return status;
     }
     bool schedule = false;
+    std::size_t bytes = 0;
+    for (const Envelope& e : batch) bytes += frame_size_bound(e);
+    link_->inbox_bytes.fetch_add(bytes, std::memory_order_relaxed);
     {
       std::lock_guard lock(link_->mutex);
       if (link_->inbox.empty()) {
@@ -272,6 +322,20 @@ class LocalPort final : public Port {
   }
 
   std::uint64_t peer_id() const override { return link_->id; }
+  // What this port's JavaScript has handed over and the hub has not routed: frames waiting for
+  // the I/O thread, and frames parked because a receiver is full.
+  std::size_t outbound_bytes() const override {
+    return link_->inbox_bytes.load(std::memory_order_relaxed) +
+           link_->parked_bytes.load(std::memory_order_relaxed);
+  }
+  void notify_drain(std::size_t below) override {
+    hub_->post_if_running(
+        [hub = hub_, link = link_, below] { hub->local_drain_requested(link, below); });
+  }
+  // The consumer took its backlog: a publisher waiting for this peer may go on.
+  void resume_reading() override {
+    hub_->post_if_running([hub = hub_, id = link_->id] { hub->local_caught_up(id); });
+  }
   PortStats stats() const override {
     PortStats s;
     s.connects = 1;
@@ -300,6 +364,13 @@ Status Hub::Impl::start() {
   opt_.handshake_max_frame = std::min(opt_.handshake_max_frame, opt_.max_frame);
   if (opt_.high_water_mark == 0) {
     return Status(Errc::invalid_argument, "high_water_mark must be positive");
+  }
+  if (opt_.low_water_mark == 0) opt_.low_water_mark = opt_.high_water_mark / 2;
+  if (opt_.low_water_mark > opt_.high_water_mark) {
+    return Status(Errc::invalid_argument, "low_water_mark must not exceed high_water_mark");
+  }
+  if (opt_.stall_timeout.count() <= 0) {
+    return Status(Errc::invalid_argument, "stall_timeout must be positive");
   }
   if (opt_.ping_interval.count() < 0 || opt_.ping_misses < 1) {
     return Status(Errc::invalid_argument,
@@ -368,6 +439,7 @@ void Hub::Impl::shutdown() {
   if (accept_retry_) accept_retry_->cancel();
   if (liveness_timer_) liveness_timer_->cancel();
   if (endpoint_timer_) endpoint_timer_->cancel();
+  if (flow_timer_) flow_timer_->cancel();
   std::vector<PeerId> ids;
   ids.reserve(peers_.size());
   for (auto& [id, peer] : peers_) ids.push_back(id);
@@ -394,6 +466,16 @@ HubStats Hub::Impl::stats() const {
   s.rejected = rejected_.load();
   s.declared_dead = declared_dead_.load();
   s.endpoint_restored = endpoint_restored_.load();
+  s.pauses = pauses_.load();
+  s.stalls = stalls_.load();
+  s.peak_queued_bytes = peak_queued_.load();
+  std::lock_guard state(state_mutex_);
+  for (const auto& [id, p] : peers_) {
+    s.paused += p->parked.empty() ? 0 : 1;
+    s.parked_bytes += p->parked_bytes;
+    s.stalled += p->stalled ? 1 : 0;
+    s.queued_bytes += backlog(*p);
+  }
   return s;
 }
 
@@ -415,6 +497,10 @@ std::vector<HubPeerStats> Hub::Impl::peer_stats() {
             s.receive_buffered = p->conn->receive_buffered();
           }
           s.events_dropped = p->dropped;
+          s.parked_bytes = p->parked_bytes;
+          s.paused = !p->parked.empty();
+          s.stalled = p->stalled;
+          if (p->local) s.queued_bytes = backlog(*p);
           s.subscriptions = router_.subscriptions_of(id);
           s.handlers = router_.handlers_of(id);
           s.pending_invokes = p->calls_out.size();
@@ -501,7 +587,15 @@ void Hub::Impl::on_accept(std::unique_ptr<Stream> stream) {
                       // A bad frame leaves the stream writable so the peer learns why.
                       bool tell =
                           why.code() == Errc::frame_too_large || why.code() == Errc::protocol_error;
+                      Peer* gone = find(id);
+                      if (gone && !tell && !gone->parked.empty() && !gone->closing) {
+                        // What it sent before it went is still routed, in order, as it would
+                        // have been had the hub not paused it.
+                        gone->leave_after_parked = why;
+                        return;
+                      }
                       remove_peer(id, why, tell);
+                      finish_batch();
                     });
   Peer& p = *peer;
   peers_.emplace(id, std::move(peer));
@@ -574,7 +668,7 @@ void Hub::Impl::on_frames(PeerId id, std::vector<Slice>& frames) {
         doom(*peer, s, true);
         break;
       }
-      handle(*peer, env);
+      if (!peer->parked.empty() || !handle(*peer, env)) park(*peer, std::move(env));
     }
     finish_batch();
     collecting_writes_ = false;
@@ -638,11 +732,10 @@ void Hub::Impl::handshake(Peer& peer, const Slice& body) {
 
 // --- Routing -------------------------------------------------------------------------------
 
-void Hub::Impl::handle(Peer& peer, Envelope& env) {
+bool Hub::Impl::handle(Peer& peer, Envelope& env) {
   switch (env.kind) {
     case Kind::event:
-      route_event(peer, env);
-      break;
+      return route_event(peer, env);
     case Kind::subscribe: {
       Status s = Router::check_subscription(env.topic);
       if (s.ok() && router_.subscriptions_of(peer.id) >= opt_.max_subscriptions_per_peer &&
@@ -678,8 +771,7 @@ void Hub::Impl::handle(Peer& peer, Envelope& env) {
       ack(peer, env.id, {});
       break;
     case Kind::invoke:
-      route_invoke(peer, env);
-      break;
+      return route_invoke(peer, env);
     case Kind::result:
     case Kind::error:
       route_reply(peer, env);
@@ -697,7 +789,10 @@ void Hub::Impl::handle(Peer& peer, Envelope& env) {
     case Kind::pong:
       break;
     case Kind::peer:
-      ack(peer, env.id, Status(Errc::protocol_error, "PEER frames come from the hub only"));
+    case Kind::dropped:
+      ack(peer, env.id,
+          Status(Errc::protocol_error,
+                 std::string(kind_name(env.kind)) + " frames come from the hub only"));
       break;
     case Kind::goaway:
       doom(peer, Status(Errc::closed, "peer said goodbye"), false);
@@ -712,30 +807,58 @@ void Hub::Impl::handle(Peer& peer, Envelope& env) {
                  std::string(kind_name(env.kind)) + " is reserved for a later protocol version"));
       break;
   }
+  return true;
 }
 
-void Hub::Impl::route_event(Peer& from, Envelope& env) {
-  Outgoing msg;
-  msg.env = forwarded(env, 0, from.id);  // an event's id is not forwarded
-  router_.subscribers(msg.env.topic, scratch_);
+bool Hub::Impl::route_event(Peer& from, Envelope& env) {
+  router_.subscribers(env.topic, scratch_);
+  // All or nothing: an event waits until every live subscriber has room, so that when it goes
+  // it goes to all of them once, in the same order as every other event of its publisher.
+  const std::size_t size = frame_size_bound(env);
+  bool blocked = false;
   for (PeerId id : scratch_) {
     if (id == from.id) continue;  // the sender's own listeners are served by its bus locally
-    if (Peer* to = find(id); to && to->admitted && !to->closing) send_to(*to, msg, true);
+    Peer* to = find(id);
+    if (to && to->admitted && !to->closing && would_overflow(*to, size)) {
+      wait_for(from, *to);
+      blocked = true;
+    }
   }
+  if (blocked) return false;
+  Outgoing msg;
+  msg.env = forwarded(env, 0, from.id);  // an event's id is not forwarded
+  for (PeerId id : scratch_) {
+    if (id == from.id) continue;
+    Peer* to = find(id);
+    if (!to || !to->admitted || to->closing) continue;
+    if (to->stalled) {
+      // Policy drop: counted, and told to the peer once it reads again.
+      ++to->dropped;
+      events_dropped_.fetch_add(1, std::memory_order_relaxed);
+      ++to->missed.count;
+      if (to->missed.topics.size() < kDroppedTopicsMax ||
+          to->missed.topics.contains(msg.env.topic)) {
+        ++to->missed.topics[msg.env.topic];
+      }
+      continue;
+    }
+    send_to(*to, msg, true);
+  }
+  return true;
 }
 
-void Hub::Impl::route_invoke(Peer& caller, Envelope& env) {
+bool Hub::Impl::route_invoke(Peer& caller, Envelope& env) {
   auto handler = router_.handler_of(env.topic);
   Peer* callee = handler ? find(*handler) : nullptr;
   if (!callee || callee->closing) {
     ack(caller, env.id,
         Status(Errc::no_handler, "no handler is registered for '" + env.topic + "'"));
-    return;
+    return true;
   }
   if (env.id == 0 || caller.calls_out.contains(env.id)) {
     ack(caller, env.id,
         Status(Errc::protocol_error, "INVOKE needs a request id that is not already in flight"));
-    return;
+    return true;
   }
   if (caller.calls_out.size() >= opt_.max_pending_invokes_per_peer) {
     ack(caller, env.id,
@@ -743,7 +866,12 @@ void Hub::Impl::route_invoke(Peer& caller, Envelope& env) {
                "this peer already waits on " + std::to_string(opt_.max_pending_invokes_per_peer) +
                    " invokes, the hub's limit (maxPendingInvokesPerPeer); await earlier calls "
                    "before starting more, or raise maxPendingInvokesPerPeer on the hub"));
-    return;
+    return true;
+  }
+  // A callee over its mark makes the caller wait, as a subscriber does a publisher.
+  if (callee->id != caller.id && would_overflow(*callee, frame_size_bound(env))) {
+    wait_for(caller, *callee);
+    return false;
   }
   std::uint64_t call = next_call_++;
   calls_.emplace(call, Call{caller.id, env.id, callee->id, env.topic});
@@ -753,6 +881,7 @@ void Hub::Impl::route_invoke(Peer& caller, Envelope& env) {
   Outgoing msg;
   msg.env = forwarded(env, call, caller.id);
   send_to(*callee, msg, false);
+  return true;
 }
 
 void Hub::Impl::route_reply(Peer& callee, Envelope& env) {
@@ -807,12 +936,15 @@ void Hub::Impl::send_to(Peer& peer, Envelope env) {
   send_to(peer, msg, false);
 }
 
-void Hub::Impl::send_to(Peer& peer, Outgoing& msg, bool droppable) {
+void Hub::Impl::send_to(Peer& peer, Outgoing& msg, bool event) {
   if (peer.local) {
     if (peer.local->closed) return;
-    // The local peer is drained every I/O turn, so it has no mark and is never dropped.
-    if (droppable) events_routed_.fetch_add(1, std::memory_order_relaxed);
+    if (event) events_routed_.fetch_add(1, std::memory_order_relaxed);
+    peer.local->outbox_bytes += frame_size_bound(msg.env);
     peer.local->outbox.push_back(msg.env);
+    if (std::size_t q = backlog(peer); q > peak_queued_.load(std::memory_order_relaxed)) {
+      peak_queued_.store(q, std::memory_order_relaxed);
+    }
     if (!peer.local->flush_scheduled) {
       peer.local->flush_scheduled = true;
       asio::post(io_.context(), [this, link = peer.local] {
@@ -830,23 +962,11 @@ void Hub::Impl::send_to(Peer& peer, Outgoing& msg, bool droppable) {
   }
   if (!peer.conn || !peer.conn->is_open()) return;
   const WireFrame& frame = msg.frame();
-  // The mark bounds a peer's backlog, not a message's size (max_frame does that): an event larger
-  // than the mark still goes to a peer with nothing queued, or it could never be delivered at all.
-  // A peer's queue is thus at most high_water_mark + max_frame.
-  std::size_t queued = droppable ? peer.conn->queued_bytes() : 0;
-  if (droppable && queued > 0 && queued + frame.size() > opt_.high_water_mark) {
-    if (opt_.overflow == OverflowPolicy::drop) {
-      ++peer.dropped;
-      events_dropped_.fetch_add(1, std::memory_order_relaxed);
-    } else {
-      doom(peer,
-           Status(Errc::slow_consumer, "more than " + std::to_string(opt_.high_water_mark) +
-                                           " bytes queued for this peer; it reads too slowly"),
-           true);
-    }
-    return;
+  if (event) events_routed_.fetch_add(1, std::memory_order_relaxed);
+  if (std::size_t q = peer.conn->queued_bytes() + frame.size();
+      q > peak_queued_.load(std::memory_order_relaxed)) {
+    peak_queued_.store(q, std::memory_order_relaxed);
   }
-  if (droppable) events_routed_.fetch_add(1, std::memory_order_relaxed);
   if (collecting_writes_) {
     peer.conn->push(frame);
     if (std::find(written_now_.begin(), written_now_.end(), peer.conn) == written_now_.end()) {
@@ -861,11 +981,247 @@ std::vector<Envelope> Hub::Impl::take_outbox(LocalLink& link) {
   link.flush_scheduled = false;
   std::vector<Envelope> batch;
   if (!link.closed) batch.swap(link.outbox);
+  link.outbox_taken += link.outbox_bytes;
+  link.outbox_bytes = 0;
   return batch;
 }
 
 void Hub::Impl::deliver_local(LocalLink& link, std::vector<Envelope>& batch) {
   if (!batch.empty() && link.callbacks.on_batch) link.callbacks.on_batch(batch);
+}
+
+// --- Flow control ----------------------------------------------------------------------------
+//
+// Who waits for whom: a publisher (a peer whose EVENT or INVOKE is being routed) waits for a
+// receiver (a subscriber of that event, the callee of that invoke) whose queue is over the high
+// water mark. Nothing else waits: not the hub's routing of other publishers, not a publisher
+// whose traffic goes only to receivers with room, not replies, acks or pings. While it waits, its
+// frames are parked here in arrival order and its socket is not read, so its kernel buffer and
+// then its own outbound buffer fill, and its emit() returns false. It goes on when every receiver
+// it waits for is at or below the low water mark (Connection::notify_below for socket peers; the
+// local peer says so through LocalPort::resume_reading, and the flow timer looks as well), is
+// stalled, or is gone. The wait is the unit a credit-based stream can later sit on: a stream's
+// credit is a receiver-granted mark for one publisher.
+
+std::size_t Hub::Impl::backlog(const Peer& receiver) const {
+  if (receiver.local) {
+    const PortCallbacks& cb = receiver.local->callbacks;
+    return receiver.local->outbox_bytes + (cb.backlog_bytes ? cb.backlog_bytes() : 0);
+  }
+  return receiver.conn ? receiver.conn->queued_bytes() : 0;
+}
+
+std::uint64_t Hub::Impl::progress_of(const Peer& receiver) const {
+  if (receiver.local) {
+    const PortCallbacks& cb = receiver.local->callbacks;
+    return cb.consumed_bytes ? cb.consumed_bytes() : receiver.local->outbox_taken;
+  }
+  return receiver.conn ? receiver.conn->bytes_written() : 0;
+}
+
+bool Hub::Impl::would_overflow(const Peer& receiver, std::size_t size) const {
+  if (receiver.stalled) return false;
+  // The mark bounds a backlog, not a message (max_frame does that): a message larger than the
+  // mark still goes to a receiver with nothing queued. A queue is thus at most the mark plus one
+  // message.
+  std::size_t queued = backlog(receiver);
+  return queued > 0 && queued + size > opt_.high_water_mark;
+}
+
+void Hub::Impl::park(Peer& publisher, Envelope env) {
+  if (publisher.parked.empty()) {
+    pauses_.fetch_add(1, std::memory_order_relaxed);
+    if (publisher.conn) publisher.conn->pause_reading();
+  }
+  publisher.parked_bytes += frame_size_bound(env);
+  publisher.parked.push_back(std::move(env));
+  if (publisher.local) {
+    publisher.local->parked_bytes.store(publisher.parked_bytes, std::memory_order_relaxed);
+  }
+}
+
+void Hub::Impl::wait_for(Peer& publisher, Peer& receiver) {
+  publisher.blocked_on.insert(receiver.id);
+  receiver.waiters.insert(publisher.id);
+  watch(receiver);
+}
+
+void Hub::Impl::watch(Peer& receiver) {
+  if (receiver.watching) return;
+  receiver.watching = true;
+  receiver.progress = progress_of(receiver);
+  receiver.since = std::chrono::steady_clock::now();
+  if (receiver.conn) {
+    receiver.conn->notify_below(opt_.low_water_mark, [this, id = receiver.id] {
+      std::lock_guard state(state_mutex_);
+      on_drained(id);
+      finish_batch();
+    });
+  }
+  arm_flow_timer();
+}
+
+void Hub::Impl::on_drained(PeerId id) {
+  Peer* receiver = find(id);
+  if (!receiver || !receiver->watching) return;
+  receiver->watching = false;
+  if (backlog(*receiver) > opt_.low_water_mark) {
+    watch(*receiver);  // not yet: what was sent meanwhile filled it again
+    return;
+  }
+  if (receiver->stalled) {
+    // It reads again: it is told once what it missed, and treated as live from here on.
+    receiver->stalled = false;
+    if (receiver->missed.count > 0) {
+      Envelope notice;
+      notice.kind = Kind::dropped;
+      notice.flags = kFlagFromHub;
+      notice.payload = encode_dropped(receiver->missed);
+      receiver->missed = DroppedNotice{};
+      send_to(*receiver, std::move(notice));
+    }
+  }
+  release_waiters(*receiver);
+}
+
+void Hub::Impl::release_waiters(Peer& receiver) {
+  std::unordered_set<PeerId> waiters;
+  waiters.swap(receiver.waiters);
+  for (PeerId w : waiters) {
+    Peer* publisher = find(w);
+    if (!publisher) continue;
+    publisher->blocked_on.erase(receiver.id);
+    if (publisher->blocked_on.empty()) resume(*publisher);
+  }
+}
+
+void Hub::Impl::resume(Peer& publisher) {
+  while (!publisher.parked.empty() && publisher.blocked_on.empty() && !publisher.closing) {
+    Envelope& env = publisher.parked.front();
+    std::size_t size = frame_size_bound(env);
+    if (!handle(publisher, env)) break;  // a receiver is full again: it waits for that one
+    publisher.parked.pop_front();
+    publisher.parked_bytes -= size;
+  }
+  if (publisher.local) {
+    publisher.local->parked_bytes.store(publisher.parked_bytes, std::memory_order_relaxed);
+  }
+  if (!publisher.parked.empty()) return;
+  if (publisher.leave_after_parked) {
+    doom(publisher, *publisher.leave_after_parked, false);
+  } else if (publisher.conn) {
+    publisher.conn->resume_reading();
+  } else if (publisher.local) {
+    check_local_drain(publisher);
+  }
+}
+
+void Hub::Impl::post_resume(PeerId id) {
+  asio::post(io_.context(), [this, id] {
+    std::lock_guard state(state_mutex_);
+    Peer* publisher = find(id);
+    if (publisher && publisher->blocked_on.empty()) resume(*publisher);
+    finish_batch();
+  });
+}
+
+void Hub::Impl::stall(Peer& receiver) {
+  stalls_.fetch_add(1, std::memory_order_relaxed);
+  auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - receiver.since);
+  if (opt_.overflow == OverflowPolicy::disconnect) {
+    doom(receiver,
+         Status(Errc::slow_consumer,
+                "this peer took nothing of the " + std::to_string(backlog(receiver)) +
+                    " bytes queued for it for " + std::to_string(idle.count()) +
+                    " ms (stallTimeoutMs " + std::to_string(opt_.stall_timeout.count()) +
+                    "), so the hub disconnected it (overflow: 'disconnect'); keep its event "
+                    "loop free, or choose overflow: 'drop'"),
+         true);
+    return;
+  }
+  receiver.stalled = true;
+  release_waiters(receiver);
+  watch(receiver);  // to tell it what it missed once it drains
+}
+
+void Hub::Impl::check_local_drain(Peer& local) {
+  LocalLink& link = *local.local;
+  if (!link.drain_armed) return;
+  if (link.inbox_bytes.load(std::memory_order_relaxed) + local.parked_bytes > link.drain_below) {
+    return;
+  }
+  link.drain_armed = false;
+  if (link.callbacks.on_drain) link.callbacks.on_drain();
+}
+
+void Hub::Impl::local_drain_requested(const std::shared_ptr<LocalLink>& link, std::size_t below) {
+  std::lock_guard state(state_mutex_);
+  Peer* peer = find(link->id);
+  if (!peer || peer->local != link) return;
+  link->drain_armed = true;
+  link->drain_below = below;
+  check_local_drain(*peer);
+}
+
+void Hub::Impl::local_caught_up(PeerId id) {
+  std::lock_guard state(state_mutex_);
+  on_drained(id);
+  finish_batch();
+}
+
+void Hub::Impl::arm_flow_timer() {
+  if (flow_armed_ || shut_down_) return;
+  flow_armed_ = true;
+  // A timer belongs to the I/O thread; a local port routing on its own thread asks it to arm.
+  if (!io_.in_thread()) {
+    asio::post(io_.context(), [this] {
+      std::lock_guard state(state_mutex_);
+      flow_armed_ = false;
+      arm_flow_timer();
+    });
+    return;
+  }
+  if (!flow_timer_) flow_timer_ = std::make_unique<asio::steady_timer>(io_.context());
+  // Fine enough that a stall is declared within a few percent of stall_timeout, and that a local
+  // peer's drain is seen soon even when nothing tells the hub.
+  auto tick =
+      std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(opt_.stall_timeout / 50),
+                 std::chrono::milliseconds(5), std::chrono::milliseconds(40));
+  flow_timer_->expires_after(tick);
+  flow_timer_->async_wait([this](std::error_code ec) {
+    if (ec || shut_down_) return;
+    check_flow();
+  });
+}
+
+void Hub::Impl::check_flow() {
+  std::lock_guard state(state_mutex_);
+  flow_armed_ = false;
+  auto now = std::chrono::steady_clock::now();
+  std::vector<PeerId> drained, stalled;
+  bool watching = false;
+  for (auto& [id, receiver] : peers_) {
+    if (!receiver->watching || receiver->closing) continue;
+    watching = true;
+    if (backlog(*receiver) <= opt_.low_water_mark) {
+      drained.push_back(id);
+      continue;
+    }
+    if (receiver->stalled) continue;
+    if (std::uint64_t p = progress_of(*receiver); p != receiver->progress) {
+      receiver->progress = p;
+      receiver->since = now;
+    } else if (now - receiver->since >= opt_.stall_timeout) {
+      stalled.push_back(id);
+    }
+  }
+  for (PeerId id : drained) on_drained(id);
+  for (PeerId id : stalled) {
+    if (Peer* receiver = find(id); receiver && !receiver->closing) stall(*receiver);
+  }
+  finish_batch();
+  if (watching) arm_flow_timer();
 }
 
 // --- Liveness and the endpoint -------------------------------------------------------------
@@ -884,6 +1240,8 @@ void Hub::Impl::check_liveness() {
   for (auto& [id, peer] : peers_) {
     // The local peer shares our process; one still in the handshake has its own deadline.
     if (!peer->conn || !peer->admitted || peer->closing) continue;
+    // A publisher the hub has paused cannot be heard: its PONGs wait unread behind its events.
+    if (!peer->parked.empty()) peer->heard = true;
     if (peer->heard) {
       peer->heard = false;
       peer->missed_pings = 0;
@@ -960,6 +1318,17 @@ void Hub::Impl::remove_peer(PeerId id, const Status& why, bool goaway) {
     }
   }
   router_.remove_peer(id);
+  // Flow control: whoever waited for it goes on; whatever it waited for forgets it.
+  for (PeerId w : peer->waiters) {
+    if (Peer* publisher = find(w)) {
+      publisher->blocked_on.erase(id);
+      if (publisher->blocked_on.empty()) post_resume(w);
+    }
+  }
+  for (PeerId r : peer->blocked_on) {
+    if (Peer* receiver = find(r)) receiver->waiters.erase(id);
+  }
+  if (peer->local) peer->local->parked_bytes.store(0, std::memory_order_relaxed);
   if (peer->admitted) {
     for (auto& [other_id, other] : peers_) {
       if (other->admitted && !other->closing) announce(*other, *peer, false);
@@ -1044,7 +1413,11 @@ void Hub::Impl::drain_local(const std::shared_ptr<LocalLink>& link) {
     batch.swap(link->inbox);
     link->drain_scheduled = false;
   }
+  std::size_t bytes = 0;
+  for (const Envelope& e : batch) bytes += frame_size_bound(e);
   route_local(link, batch);
+  link->inbox_bytes.fetch_sub(bytes, std::memory_order_relaxed);
+  if (Peer* peer = find(link->id)) check_local_drain(*peer);
 }
 
 bool Hub::Impl::route_now(const std::shared_ptr<LocalLink>& link, std::vector<Envelope>& batch,
@@ -1084,7 +1457,7 @@ void Hub::Impl::route_local(const std::shared_ptr<LocalLink>& link, std::vector<
       if (!action.send_instead) continue;
       env = std::move(*action.send_instead);
     }
-    handle(*peer, env);
+    if (!peer->parked.empty() || !handle(*peer, env)) park(*peer, std::move(env));
   }
   finish_batch();
 }

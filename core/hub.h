@@ -20,8 +20,13 @@
 // - Every invoke the hub forwards ends exactly once for its caller: the callee's RESULT or
 //   ERROR, E_NO_HANDLER at once when nobody serves the name, or E_CONNECTION_LOST the moment the
 //   callee's connection ends.
-// - Replies (RESULT, ERROR) and invokes are never dropped. Events beyond a peer's outbound
-//   high-water mark are dropped and counted, or the peer is disconnected, by policy.
+// - Flow control ("Flow control" in hub.cc): a live subscriber loses nothing. An event or invoke
+//   that would take a receiver's queue over high_water_mark is not routed: the publisher's
+//   frames wait in order (parked) and the hub stops reading from it until every receiver it waits
+//   for is at or below low_water_mark. A receiver that makes no progress for stall_timeout while
+//   over its mark is stalled: by `overflow`, events for it are dropped and counted (it gets one
+//   DROPPED notice when it drains) or it is disconnected. Replies (RESULT, ERROR), acks and pings
+//   are never held back or dropped.
 // - A socket peer that stops answering PINGs (HubOptions::ping_interval, ping_misses) is declared
 //   dead and removed as if its connection had ended.
 // - If the socket file is deleted while the hub runs, the hub binds a new one at the same path
@@ -68,6 +73,9 @@ struct HubOptions {
   std::size_t handshake_max_frame = kHandshakeMaxFrame;  // clamped to max_frame
   std::chrono::milliseconds handshake_timeout{2000};
   std::size_t high_water_mark = 8u << 20;  // outbound bytes queued per peer
+  std::size_t low_water_mark = 0;          // publishers resume at or below it; 0: half the high
+  // A receiver over its mark that takes no byte for this long is stalled; `overflow` applies.
+  std::chrono::milliseconds stall_timeout{2000};
   OverflowPolicy overflow = OverflowPolicy::drop;
   std::size_t max_topic = 1024;
   // Liveness: every ping_interval the hub sends each socket peer a PING. A peer from which
@@ -106,8 +114,16 @@ struct HubStats {
   std::uint64_t handlers = 0;
   std::uint64_t pending_invokes = 0;
   std::uint64_t events_routed = 0;   // event deliveries queued (one per subscriber)
-  std::uint64_t events_dropped = 0;  // deliveries dropped by the overflow policy
+  std::uint64_t events_dropped = 0;  // deliveries dropped for stalled peers (policy drop)
   std::uint64_t invokes_routed = 0;
+  // Flow control.
+  std::uint64_t paused = 0;        // publishers not read from now (waiting for a receiver)
+  std::uint64_t parked_bytes = 0;  // their frames that wait in the hub
+  std::uint64_t stalled = 0;       // receivers stalled now
+  std::uint64_t pauses = 0;        // times a publisher was paused
+  std::uint64_t stalls = 0;        // times a receiver was declared stalled
+  std::uint64_t queued_bytes = 0;  // bytes queued for all peers now (sampled by the stall timer)
+  std::uint64_t peak_queued_bytes = 0;  // the most ever queued for one peer
   std::uint64_t frames_in = 0;
   std::uint64_t frames_out = 0;
   std::uint64_t writev_calls = 0;
@@ -127,7 +143,10 @@ struct HubPeerStats {
   std::uint64_t queued_bytes = 0;      // outbound bytes waiting for the socket
   std::uint64_t receive_reserved = 0;  // memory held for a partly received frame
   std::uint64_t receive_buffered = 0;  // bytes of that frame received so far
-  std::uint64_t events_dropped = 0;    // deliveries to this peer dropped by the overflow policy
+  std::uint64_t events_dropped = 0;    // deliveries to this peer dropped while it was stalled
+  std::uint64_t parked_bytes = 0;      // its frames the hub holds while it is paused
+  bool paused = false;                 // the hub does not read from it now (flow control)
+  bool stalled = false;
   std::uint64_t subscriptions = 0;
   std::uint64_t handlers = 0;
   std::uint64_t pending_invokes = 0;  // invokes this peer made that await a reply

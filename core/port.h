@@ -41,6 +41,16 @@ struct PortCallbacks {
   // and the port stops reading from its socket until resume_reading() (a slow consumer is then
   // seen by the hub's high-water mark instead of growing this process's memory).
   std::function<bool()> backlogged;
+  // Optional, any thread: bytes the consumer holds that it has not handled yet. The hub counts
+  // them as queued for its in-process peer (flow control: a busy JavaScript thread is a slow
+  // subscriber like any other).
+  std::function<std::size_t()> backlog_bytes;
+  // Optional, any thread: bytes the consumer has handled so far (its progress, for the hub's
+  // stall detection of its in-process peer).
+  std::function<std::uint64_t()> consumed_bytes;
+  // Optional, I/O thread: what notify_drain() asked for; the port's outbound buffer is at or
+  // below the mark it gave (or the connection dropped: what waits now is the offline queue).
+  std::function<void()> on_drain;
 };
 
 // What a port can say about itself; readable from any thread.
@@ -66,6 +76,13 @@ class Port {
   // Any thread: the consumer has caught up (see PortCallbacks::backlogged). Reading resumes
   // unless the consumer is backlogged again by the time the I/O thread looks.
   virtual void resume_reading() {}
+  // Any thread: bytes submitted and not yet handed on (written to the socket, or routed by the
+  // hub for its in-process peer). Flow control: a hub that stops reading from this process makes
+  // this grow, and JavaScript's emit() returns false.
+  virtual std::size_t outbound_bytes() const { return 0; }
+  // Any thread: PortCallbacks::on_drain runs once when outbound_bytes() <= `below` (at once,
+  // posted, when it is so already). A later call replaces one that has not fired.
+  virtual void notify_drain(std::size_t below) { (void)below; }
   virtual PortStats stats() const = 0;
 };
 

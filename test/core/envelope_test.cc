@@ -388,7 +388,7 @@ TEST(DecodeEnvelope, RejectsFlagsAbove32Bits) {
 }
 
 TEST(DecodeEnvelope, RejectsUnknownKinds) {
-  for (std::uint64_t kind : {0u, 48u, 99u, 255u}) {
+  for (std::uint64_t kind : {0u, 49u, 99u, 255u}) {
     EXPECT_EQ(decode_code(with_bad_field(1, [kind](Packer& pk) { pk.pack_uint64(kind); })),
               Errc::protocol_error)
         << "kind " << kind;
@@ -473,7 +473,7 @@ TEST(DecodeEnvelope, AcceptsEveryNumberOfTheReservedRanges) {
 }
 
 TEST(Kind, UnknownValuesAreNotKnownAndNamedUnknown) {
-  for (unsigned v : {0u, 48u, 99u, 255u}) {
+  for (unsigned v : {0u, 49u, 99u, 255u}) {
     EXPECT_FALSE(is_known_kind(v)) << v;
     EXPECT_EQ(kind_name(static_cast<Kind>(v)), "UNKNOWN") << v;
   }

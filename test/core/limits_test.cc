@@ -271,9 +271,12 @@ TEST(Limits, FrameSizeAfterTheHandshakeIsConfigurable) {
   bystander.expect_round_trip(2);
 }
 
+// A peer that never reads is declared stalled after stall_timeout; until then its publisher is
+// paused, and after it the events for it are dropped and counted (policy drop, the default).
 TEST(Limits, OutboundBytesPerPeerStayAtTheHighWaterMark) {
   HubOptions opt;
   opt.high_water_mark = 1u << 20;
+  opt.stall_timeout = std::chrono::milliseconds(200);
   HubFixture f(opt);
   WellBehaved bystander(*f.hub);
   RawPeer stalled(f.hub->endpoint());
@@ -289,16 +292,21 @@ TEST(Limits, OutboundBytesPerPeerStayAtTheHighWaterMark) {
     bystander.expect_round_trip(static_cast<std::uint64_t>(i + 1));
   }
   // Every event was either queued or dropped by the time a round trip after the last has ended.
+  // The publisher waits for the stall (stall_timeout); the bystander's calls go on meanwhile.
   HubStats s;
-  for (int i = 0; i < 1000; ++i) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (int i = 0; std::chrono::steady_clock::now() < deadline; ++i) {
     s = f.hub->stats();
     if (s.events_routed + s.events_dropped == kCount) break;
-    bystander.expect_round_trip(100000 + i);
+    bystander.expect_round_trip(100000 + static_cast<std::uint64_t>(i));
   }
   EXPECT_EQ(s.events_routed + s.events_dropped, static_cast<std::uint64_t>(kCount));
   EXPECT_GT(s.events_dropped, 0u);
+  EXPECT_EQ(s.stalls, 1u);
+  EXPECT_EQ(s.stalled, 1u);
+  EXPECT_EQ(s.paused, 0u);
   for (const HubPeerStats& p : f.hub->peer_stats()) {
-    EXPECT_LE(p.queued_bytes, opt.high_water_mark) << "peer " << p.id;
+    EXPECT_LE(p.queued_bytes, opt.high_water_mark + 1100) << "peer " << p.id;
     if (p.subscriptions == 1) {
       EXPECT_EQ(p.events_dropped, s.events_dropped);
     }
