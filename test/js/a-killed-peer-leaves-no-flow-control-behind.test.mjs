@@ -1,8 +1,8 @@
 // Promise (issue 11; DESIGN.md, "Promises", and "No process dies because of the bus"): a peer
 // killed with SIGKILL in the middle of flow control leaves nothing behind. Two publishers feed a
 // stopped subscriber (and a live one) until the hub pauses both; then
-//   - the first publisher is killed: its parked frames go with it, the hub pauses only the other,
-//     which goes on when the subscriber reads again;
+//   - the first publisher is killed: the other goes on when the subscriber reads again, and what
+//     the dead one had sent arrives as a prefix of its feed, in order;
 //   - or the stopped subscriber is killed: both publishers go on at once (long before the stall
 //     timeout), and the live subscriber gets everything.
 // Either way the hub's figures return to their baseline: nobody paused, nothing parked, nobody
@@ -77,17 +77,17 @@ function runMain() {
       return until(10_000, 'the hub back to its baseline', () => flowOf(hub), (f) => atRest(f) && f.peers === peerCount);
     }
 
-    it('SIGKILL of a paused publisher: its parked frames go, the other publisher goes on, the hub returns to baseline', { timeout: 90_000 }, async (t) => {
+    it('SIGKILL of a paused publisher: the other publisher goes on, what the dead one sent arrives in order, the hub returns to baseline', { timeout: 90_000 }, async (t) => {
       const { slow, fast, p1, p2, baseline, paused } = await bothPaused();
       const p2Fast = fast.message('report', (m) => m.from === 'p2');
       const p2Slow = slow.message('report', (m) => m.from === 'p2');
 
-      const killedAt = performance.now();
       p1.child.kill('SIGKILL');
       await deadline(10_000, 'P1 to die', exitCode(p1.child));
-      const oneLeft = await until(10_000, 'the hub to forget P1', () => flowOf(hub), (f) => f.peers === baseline.peers - 1 && f.paused === 1);
-      assert.ok(oneLeft.parkedBytes < paused.parkedBytes, `P1's parked frames went with it (${paused.parkedBytes} -> ${oneLeft.parkedBytes} bytes)`);
-      const forgotten = performance.now() - killedAt;
+      // What the hub had read from P1 before it died was sent: the hub may deliver it when the
+      // subscriber reads again (it does not drop what a peer sent before it went), so P1 may stay
+      // paused until then. Nothing else waits for P1.
+      const afterKill = flowOf(hub);
 
       slow.cont();
       const done = await deadline(60_000, 'P2 to finish', p2.message('done'));
@@ -97,16 +97,21 @@ function runMain() {
         assert.deepEqual({ received: r.feed.received, ...orderly(r.feed) }, { received: COUNT, backwards: 0, gaps: 0, corrupt: 0 }, `'${who}' got all of P2's feed`);
       }
       const settled = await backToBaseline(baseline, baseline.peers - 1);
-      // What arrived of the killed publisher's feed is a prefix: in order, without a gap.
+      // What arrived of the killed publisher's feed is a prefix: in order, without a gap. Both
+      // subscribers got the same prefix (the hub routes each event to both or holds it for both).
+      const got = {};
       for (const sub of [slow, fast]) {
         const from = sub.log.length;
         sub.send({ type: 'feeds' });
         const { feeds } = await deadline(10_000, `${sub.name}'s feeds`, sub.after(from, 'feeds'));
+        got[sub.name] = feeds.p1?.received ?? 0;
         if (feeds.p1) assert.deepEqual(orderly(feeds.p1), { backwards: 0, gaps: 0, corrupt: 0 }, `what '${sub.name}' got from P1 is a prefix of its feed`);
       }
+      const lastWait = p1.log.filter((m) => m.type === 'waiting').at(-1);
       t.diagnostic(
-        `both paused with ${(paused.parkedBytes / MiB).toFixed(1)} MiB parked; P1 forgotten ${forgotten.toFixed(0)} ms after its death, ` +
-          `${(oneLeft.parkedBytes / MiB).toFixed(1)} MiB still parked for P2; at the end ${JSON.stringify(settled)}`,
+        `both paused with ${(paused.parkedBytes / MiB).toFixed(1)} MiB parked; after P1's death: paused ${afterKill.paused}, peers ${afterKill.peers} ` +
+          `(baseline ${baseline.peers}), ${(afterKill.parkedBytes / MiB).toFixed(1)} MiB parked; P1 had emitted ${lastWait.seq + 1} events, ` +
+          `'slow' got ${got.slow} of them, 'fast' ${got.fast}; at the end ${JSON.stringify(settled)}`,
       );
       await closeAll([p2, slow, fast]);
     });
