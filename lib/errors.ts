@@ -62,6 +62,16 @@ export class OfflineQueueFullError extends SwitchboardError {
 }
 
 /**
+ * emit() would take this bus's outbound buffer past `outbound.maxBytes`: the publisher has been
+ * ignoring emit()'s false for too long. The event was not sent; the ones before it were.
+ */
+export class BufferFullError extends SwitchboardError {
+  constructor(message: string) {
+    super('E_BUFFER_FULL', message);
+  }
+}
+
+/**
  * A configured hub limit was reached (subscriptions, handlers or pending invokes per peer, or
  * connections). The message names the option to raise; the connection stays up.
  */
@@ -181,6 +191,7 @@ const byCode: Record<string, new (message: string) => SwitchboardError> = {
   E_OFFLINE_QUEUE_FULL: OfflineQueueFullError,
   E_NO_ENDPOINT: NoEndpointError,
   E_LIMIT: LimitError,
+  E_BUFFER_FULL: BufferFullError,
 };
 
 /** Turns a code from the core or the addon into its typed error. */

@@ -14,6 +14,7 @@ import { beginBatch, CodecError, DEFAULT_DECODE_LIMITS, type DecodeLimits, decod
 import { detectProcess, type ProcessKind } from './detect.js';
 import {
   AbortError,
+  BufferFullError,
   ClosedError,
   ConnectionLostError,
   InvalidArgumentError,
@@ -132,7 +133,16 @@ const DEFAULT_TIMEOUT = 30_000;
 const NO_OPTIONS = Object.freeze({});
 const RESOLVED = Promise.resolve();
 const DEFAULT_OFFLINE_FRAMES = 10_000;
-const RESERVED = new Set(['connection', 'error']);
+// Bus events: listened to with on()/off() like topics, never sent as topics.
+const RESERVED = new Set(['connection', 'error', 'drain', 'dropped']);
+const DEFAULT_OUTBOUND_MARK = 8 * 1024 * 1024;
+const DEFAULT_OUTBOUND_MAX = 64 * 1024 * 1024;
+
+/** What the hub told this bus it missed while it was stalled (the 'dropped' bus event). */
+interface DroppedInfo {
+  count: number;
+  topics: Record<string, number>;
+}
 
 function checkName(what: string, name: unknown): asserts name is string {
   if (typeof name !== 'string' || name.length === 0) {
@@ -175,6 +185,8 @@ const HUB_LIMITS = [
   'maxConnections',
   'maxHandshaking',
   'pingMisses',
+  'lowWaterMark',
+  'stallTimeoutMs',
 ] as const;
 
 function checkPositive(name: string, v: unknown, allowZero = false): number | undefined {
@@ -218,6 +230,18 @@ export class EventBus {
   #patterns = new Map<string, Set<AnyListener>>();
   #connectionListeners = new Set<(ev: any) => void>();
   #errorListeners = new Set<(err: Error) => void>();
+  #drainListeners = new Set<() => void>();
+  #droppedListeners = new Set<(info: DroppedInfo) => void>();
+
+  // Flow control (docs/API.md, "Flow control"). #outbound is what the port held unsent when last
+  // asked (every submit answers it); this turn's frames in #writer come on top.
+  #outboundMark: number;
+  #outboundMax: number;
+  #outbound = 0;
+  #needDrain = false; // emit() said false; 'drain' is owed
+  #drainNotified = false; // the port was asked to tell when it drains
+  #drainWaiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> = [];
+  #dropped = 0;
   #handlers = new Map<string, Handler>();
   // Served calls whose handler has not answered yet (it returned a promise); a handler that
   // answers synchronously is never entered here, but close() from inside it still aborts its
@@ -257,6 +281,16 @@ export class EventBus {
     checkPositive('reconnect.maxAttempts', options.reconnect?.maxAttempts, true);
     checkPositive('maxFrame', options.maxFrame);
     checkPositive('highWaterMark', options.highWaterMark);
+    if (options.outbound !== undefined && (options.outbound === null || typeof options.outbound !== 'object')) {
+      throw new InvalidArgumentError(`Expected the "outbound" option to be an object, got ${describe(options.outbound)}`);
+    }
+    this.#outboundMark = checkPositive('outbound.highWaterMark', options.outbound?.highWaterMark) ?? DEFAULT_OUTBOUND_MARK;
+    this.#outboundMax = checkPositive('outbound.maxBytes', options.outbound?.maxBytes) ?? Math.max(DEFAULT_OUTBOUND_MAX, this.#outboundMark);
+    if (this.#outboundMax < this.#outboundMark) {
+      throw new InvalidArgumentError(
+        `"outbound.maxBytes" (${this.#outboundMax}) must be at least "outbound.highWaterMark" (${this.#outboundMark})`,
+      );
+    }
     for (const name of HUB_LIMITS) checkPositive(name, options[name]);
     checkPositive('pingIntervalMs', options.pingIntervalMs, true);
     if (options.decodeLimits !== undefined) {
@@ -316,6 +350,8 @@ export class EventBus {
             name: this.name,
             maxFrame: options.maxFrame,
             highWaterMark: options.highWaterMark,
+            lowWaterMark: options.lowWaterMark,
+            stallTimeoutMs: options.stallTimeoutMs,
             overflow: options.overflow,
             handshakeTimeoutMs: options.handshakeTimeoutMs,
             handshakeMaxFrame: options.handshakeMaxFrame,
@@ -395,6 +431,24 @@ export class EventBus {
     this.#hub?.close();
     this.#setState('closed', '', '');
     for (const w of this.#readyWaiters.splice(0)) w.reject(new ClosedError('the bus was closed before it was ready'));
+    this.#failDrainWaiters(new ClosedError('the bus was closed before its outbound buffer drained'));
+  }
+
+  /**
+   * Resolves once this bus's outbound buffer is at or below `outbound.highWaterMark`: at once if
+   * it is, else when 'drain' is emitted. Rejects with ClosedError if the bus closes first.
+   */
+  drained(): Promise<void> {
+    if (this.#closed) return Promise.reject(new ClosedError('this bus is closed; create a new EventBus'));
+    if (!this.#needDrain) {
+      if (this.#outbound + this.#writer.pos <= this.#outboundMark) return Promise.resolve();
+      this.#needDrain = true;
+      if (this.#writer.pos === 0) this.#checkDrain(); // else the turn's flush looks
+    }
+    return new Promise((resolve, reject) => {
+      this.#drainWaiters.push({ resolve, reject });
+      this.#updateRef();
+    });
   }
 
   childEnv(): Record<string, string> {
@@ -428,6 +482,8 @@ export class EventBus {
       subscriptions,
       handlers: this.#handlers.size,
       offlineQueued: port.offlineQueued,
+      outbound: this.#closed ? 0 : this.#port.outbound() + this.#writer.pos,
+      dropped: this.#dropped,
       framesPerWrite: writes > 0 ? frames / writes : 0,
       hub: hub && {
         peers: hub.peers,
@@ -439,6 +495,13 @@ export class EventBus {
         eventsDropped: hub.eventsDropped,
         invokesRouted: hub.invokesRouted,
         rejected: hub.rejected,
+        paused: hub.paused,
+        parkedBytes: hub.parkedBytes,
+        stalled: hub.stalled,
+        pauses: hub.pauses,
+        stalls: hub.stalls,
+        queuedBytes: hub.queuedBytes,
+        peakQueuedBytes: hub.peakQueuedBytes,
       },
     };
   }
@@ -456,6 +519,11 @@ export class EventBus {
     if (topic === 'error') {
       this.#errorListeners.add(listener);
       return () => this.#errorListeners.delete(listener);
+    }
+    if (topic === 'drain' || topic === 'dropped') {
+      const set: Set<any> = topic === 'drain' ? this.#drainListeners : this.#droppedListeners;
+      set.add(listener);
+      return () => set.delete(listener);
     }
     this.#assertOpen();
     checkTopic(topic, true);
@@ -488,8 +556,15 @@ export class EventBus {
   }
 
   off(topic: string, listener?: AnyListener): void {
-    if (topic === 'connection' || topic === 'error') {
-      const set = topic === 'connection' ? this.#connectionListeners : this.#errorListeners;
+    if (RESERVED.has(topic)) {
+      const set: Set<any> =
+        topic === 'connection'
+          ? this.#connectionListeners
+          : topic === 'error'
+            ? this.#errorListeners
+            : topic === 'drain'
+              ? this.#drainListeners
+              : this.#droppedListeners;
       if (listener) set.delete(listener);
       else set.clear();
       return;
@@ -506,7 +581,7 @@ export class EventBus {
     }
   }
 
-  emit(topic: string, data?: unknown): void {
+  emit(topic: string, data?: unknown): boolean {
     this.#assertOpen();
     checkTopic(topic, false);
     if (RESERVED.has(topic)) {
@@ -514,10 +589,34 @@ export class EventBus {
     }
     const start = this.#writer.pos;
     this.#writeQueued(Kind.event, 0, topic, data, "emit('%s') payload");
+    let held = this.#outbound + this.#writer.pos;
+    if (held > this.#outboundMax) {
+      this.#outbound = this.#port.outbound(); // what the port holds now, not at the last submit
+      held = this.#outbound + this.#writer.pos;
+      const size = this.#writer.pos - start;
+      // The limit bounds a backlog, not one message: an event alone may be larger.
+      if (held > this.#outboundMax && held > size) {
+        this.#writer.pos = start;
+        this.#uncountOffline(size);
+        throw new BufferFullError(
+          `emit('${topic}') would take this bus's outbound buffer to ${held} bytes, past outbound.maxBytes ` +
+            `(${this.#outboundMax}); the event was not sent. emit() has been returning false: wait for ` +
+            `bus.on('drain') or await bus.drained() before emitting more, or raise outbound.maxBytes.`,
+        );
+      }
+    }
     this.#stats.emitted++;
     if (this.#hasLocalListener(topic)) {
       this.#localEvents.push({ topic, start, end: this.#writer.pos });
     }
+    if (held <= this.#outboundMark) return true;
+    if (!this.#needDrain) {
+      this.#outbound = this.#port.outbound();
+      if (this.#outbound + this.#writer.pos <= this.#outboundMark) return true;
+      this.#needDrain = true;
+      this.#updateRef();
+    }
+    return false;
   }
 
   // --- Invoke ------------------------------------------------------------------------------
@@ -690,7 +789,7 @@ export class EventBus {
     this.#localEvents = [];
     if (!this.#closed) {
       try {
-        this.#port.submit(batch);
+        this.#outbound = this.#port.submit(batch);
       } catch (err) {
         this.#reportError(fromNative(err) as Error);
       }
@@ -699,6 +798,77 @@ export class EventBus {
       readFrames(batch.subarray(ev.start, ev.end), (env) => this.#dispatchEvent(env, this.#self));
     }
     w.reset();
+    if (this.#needDrain) this.#checkDrain();
+  }
+
+  // --- Flow control ------------------------------------------------------------------------
+
+  /** 'drain' is owed: emits it if the buffer is at or below the mark, else asks the port to tell. */
+  #checkDrain(): void {
+    if (this.#closed || !this.#needDrain) return;
+    if (this.#outbound + this.#writer.pos > this.#outboundMark) {
+      if (this.#writer.pos > 0) return; // the turn's flush submits it and looks again
+      if (!this.#drainNotified) {
+        this.#drainNotified = true;
+        this.#port.notifyDrain(this.#outboundMark);
+      }
+      return;
+    }
+    this.#needDrain = false;
+    this.#updateRef();
+    // Asynchronously, as a stream's 'drain': never from inside the emit() or flush that caused it.
+    setImmediate(() => this.#emitDrain());
+  }
+
+  /** The port says its buffer fell to the mark. */
+  #onDrain(): void {
+    this.#drainNotified = false;
+    if (this.#closed) return;
+    this.#outbound = this.#port.outbound();
+    this.#checkDrain();
+  }
+
+  #emitDrain(): void {
+    if (this.#closed || this.#needDrain) return; // over the mark again meanwhile: a later 'drain'
+    const waiters = this.#drainWaiters.splice(0);
+    this.#updateRef();
+    for (const w of waiters) w.resolve();
+    for (const l of [...this.#drainListeners]) {
+      try {
+        l();
+      } catch (err) {
+        this.#reportError(err as Error);
+      }
+    }
+  }
+
+  #failDrainWaiters(error: unknown): void {
+    this.#needDrain = false;
+    for (const w of this.#drainWaiters.splice(0)) w.reject(error);
+  }
+
+  /** A DROPPED notice: what the hub dropped for this bus while it was stalled. */
+  #onDropped(env: Envelope): void {
+    let info: any;
+    try {
+      info = decode(env.payload, this.#decodeLimits);
+    } catch {
+      return;
+    }
+    if (!info || typeof info.count !== 'number') return;
+    const topics: Record<string, number> = {};
+    if (info.topics && typeof info.topics === 'object') {
+      for (const [topic, n] of Object.entries(info.topics)) if (typeof n === 'number') topics[topic] = n;
+    }
+    this.#dropped += info.count;
+    const event: DroppedInfo = { count: info.count, topics };
+    for (const l of [...this.#droppedListeners]) {
+      try {
+        l(event);
+      } catch (err) {
+        this.#reportError(err as Error);
+      }
+    }
   }
 
   /**
@@ -718,6 +888,13 @@ export class EventBus {
     }
     this.#offlineCount++;
     this.#offlineBytes += bytes;
+  }
+
+  /** Undoes #countOffline() for a frame taken back. */
+  #uncountOffline(bytes: number): void {
+    if (this.#state === 'connected') return;
+    this.#offlineCount--;
+    this.#offlineBytes -= bytes;
   }
 
   /** Writes one frame that counts against the offline queue; undoes it if the queue is full. */
@@ -776,6 +953,9 @@ export class EventBus {
       }
       case Kind.peer:
         this.#onPeer(env);
+        break;
+      case Kind.dropped:
+        this.#onDropped(env);
         break;
       default:
         break;
@@ -948,7 +1128,9 @@ export class EventBus {
   }
 
   #onState(state: NativePortState, code: string, message: string): void {
-    if (state === 'connected') {
+    if (state === 'drain') {
+      this.#onDrain();
+    } else if (state === 'connected') {
       this.#self.id = this.#port.peerId();
       this.#offlineCount = 0;
       this.#offlineBytes = 0;
@@ -970,6 +1152,7 @@ export class EventBus {
       this.#deadlines.stop();
       for (const call of this.#localCalls) call.fail(new ConnectionLostError(error.message));
       this.#abortServing(error);
+      this.#failDrainWaiters(new ClosedError(error.message));
       this.#setState('closed', code, message);
       this.#port.close(); // safe here: the I/O thread never waits for this thread
       this.#hub?.close();
@@ -1038,6 +1221,8 @@ export class EventBus {
       (!this.#connectedOnce ||
         this.#pending.size > 0 ||
         this.#localCalls.size > 0 ||
+        this.#needDrain ||
+        this.#drainWaiters.length > 0 ||
         this.#handlers.size > 0 ||
         this.#listeners.size > 0 ||
         this.#patterns.size > 0);

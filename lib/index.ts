@@ -8,6 +8,7 @@ import { detectProcess } from './detect.js';
 export { detectProcess } from './detect.js';
 export {
   AbortError,
+  BufferFullError,
   ClosedError,
   ConnectionLostError,
   InvalidArgumentError,

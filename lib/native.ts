@@ -12,10 +12,13 @@
 //   event loop alive only while ref()'d.
 import { loadNative } from './native-loader.cjs';
 
-export type NativePortState = 'connecting' | 'connected' | 'reconnecting' | 'closed';
+export type NativePortState = 'connecting' | 'connected' | 'reconnecting' | 'closed' | 'drain';
 
 export type OnFrames = (frames: Buffer) => void;
-/** `code` and `message` explain a drop or a refusal; both are '' for a normal transition. */
+/**
+ * `code` and `message` explain a drop or a refusal; both are '' for a normal transition. 'drain'
+ * is not a state: the port's outbound buffer fell to the mark given to notifyDrain().
+ */
 export type OnState = (state: NativePortState, code: string, message: string) => void;
 
 export interface NativePeerEvent {
@@ -48,6 +51,13 @@ export interface NativeHubStats {
   eventsRouted: number;
   eventsDropped: number;
   invokesRouted: number;
+  paused: number;
+  parkedBytes: number;
+  stalled: number;
+  pauses: number;
+  stalls: number;
+  queuedBytes: number;
+  peakQueuedBytes: number;
   framesIn: number;
   framesOut: number;
   writevCalls: number;
@@ -55,8 +65,15 @@ export interface NativeHubStats {
 }
 
 export interface NativePort {
-  /** Queues whole wire frames for the hub; returns at once. Throws E_CLOSED after close(). */
-  submit(frames: Uint8Array): void;
+  /**
+   * Queues whole wire frames for the hub; returns at once with the bytes the port now holds
+   * unsent (flow control). Throws E_CLOSED after close().
+   */
+  submit(frames: Uint8Array): number;
+  /** Bytes submitted and not yet written (or, for the hub's own port, not yet routed). */
+  outbound(): number;
+  /** onState('drain') once outbound() <= below (at once if it is so already). */
+  notifyDrain(below: number): void;
   /** Stops the I/O thread (joined before returning); no callback runs afterwards. Idempotent. */
   close(): void;
   /** The id the hub assigned; 0 until welcomed. */
@@ -72,6 +89,8 @@ export interface NativeHubOptions {
   name?: string;
   maxFrame?: number;
   highWaterMark?: number;
+  lowWaterMark?: number;
+  stallTimeoutMs?: number;
   overflow?: 'drop' | 'disconnect';
   handshakeTimeoutMs?: number;
   handshakeMaxFrame?: number;

@@ -23,6 +23,7 @@ export const Kind = {
   pong: 13,
   goaway: 14,
   peer: 15,
+  dropped: 48,
 } as const;
 export type KindValue = (typeof Kind)[keyof typeof Kind];
 

@@ -65,9 +65,28 @@ export interface EventBusOptions {
   offlineQueue?: { maxFrames?: number; maxBytes?: number };
   /** Hub: largest message in bytes (64 MiB). */
   maxFrame?: number;
-  /** Hub: bytes queued per peer before its overflow policy applies (8 MiB). */
+  /**
+   * This bus's own outbound buffer (docs/API.md, "Flow control"): emit() returns false above
+   * `highWaterMark` (8 MiB) and 'drain' follows; an emit() that would pass `maxBytes` (64 MiB)
+   * throws BufferFullError and is not sent.
+   */
+  outbound?: { highWaterMark?: number; maxBytes?: number };
+  /**
+   * Hub: bytes queued for one peer (8 MiB) above which the publishers feeding it are paused
+   * (not read from) until it is at or below `lowWaterMark` (half of it).
+   */
   highWaterMark?: number;
-  /** Hub: what happens to events beyond a peer's mark: 'drop' (counted) or 'disconnect'. */
+  /** Hub: the queue level at which paused publishers resume (highWaterMark / 2). */
+  lowWaterMark?: number;
+  /**
+   * Hub: milliseconds a peer over its mark may go without taking a byte before it is stalled
+   * (2000) and `overflow` applies to it.
+   */
+  stallTimeoutMs?: number;
+  /**
+   * Hub: what happens to a stalled peer: 'drop' (default; its events are dropped and counted, and
+   * it gets one 'dropped' event when it reads again) or 'disconnect'.
+   */
   overflow?: 'drop' | 'disconnect';
   /** Hub: milliseconds a new connection has to complete its handshake (2000). */
   handshakeTimeoutMs?: number;
@@ -117,6 +136,10 @@ export interface BusStats {
   handlers: number;
   /** Frames waiting for a reconnect. */
   offlineQueued: number;
+  /** Bytes in this bus's outbound buffer now (flow control). */
+  outbound: number;
+  /** Events the hub told this bus it missed while it was stalled ('dropped' events). */
+  dropped: number;
   /** Frames per writev on this process's connection (client) or the hub's sockets (hub). */
   framesPerWrite: number;
   /** Hub only: the hub's own figures. */
@@ -133,7 +156,27 @@ export interface BusStats {
     eventsDropped: number;
     invokesRouted: number;
     rejected: number;
+    /** Publishers the hub is not reading from now, because a receiver of theirs is full. */
+    paused: number;
+    /** Bytes of theirs the hub holds meanwhile. */
+    parkedBytes: number;
+    /** Peers stalled now (over their mark, no progress for stallTimeoutMs). */
+    stalled: number;
+    /** Times a publisher was paused, and a peer stalled, since the hub started. */
+    pauses: number;
+    stalls: number;
+    /** Bytes queued for all peers now. */
+    queuedBytes: number;
+    /** The most bytes ever queued for one peer. */
+    peakQueuedBytes: number;
   };
+}
+
+/** What a stalled bus missed: the 'dropped' bus event. */
+export interface DroppedEvent {
+  count: number;
+  /** Missed events per topic (up to 64 topics; `count` covers them all). */
+  topics: Record<string, number>;
 }
 
 type Listener<T> = (data: T, ctx: EventContext) => void;
@@ -162,16 +205,27 @@ export declare class EventBus<
   on(topic: `${string}*`, listener: Listener<Events[keyof Events]>): () => void;
   on(event: 'connection', listener: (event: ConnectionEvent) => void): () => void;
   on(event: 'error', listener: (error: Error) => void): () => void;
+  /** After emit() returned false: the outbound buffer is at or below its mark again. */
+  on(event: 'drain', listener: () => void): () => void;
+  /** The hub dropped events for this bus while it was stalled; sent once it reads again. */
+  on(event: 'dropped', listener: (event: DroppedEvent) => void): () => void;
 
   /** The next payload of a topic. */
   once<K extends keyof Events & string>(topic: K): Promise<Events[K]>;
   once<K extends keyof Events & string>(topic: K, listener: Listener<Events[K]>): () => void;
 
   off<K extends keyof Events & string>(topic: K, listener?: Listener<Events[K]>): void;
-  off(topic: `${string}*` | 'connection' | 'error', listener?: (...args: any[]) => void): void;
+  off(topic: `${string}*` | 'connection' | 'error' | 'drain' | 'dropped', listener?: (...args: any[]) => void): void;
 
-  /** Fire-and-forget, batched per JavaScript turn; reaches local listeners too. */
-  emit<K extends keyof Events & string>(topic: K, ...data: PayloadArgs<Events[K]>): void;
+  /**
+   * Fire-and-forget, batched per JavaScript turn; reaches local listeners too. Returns false once
+   * this bus's outbound buffer is over `outbound.highWaterMark`: wait for 'drain' (or
+   * drained()) before emitting more. Throws BufferFullError past `outbound.maxBytes`.
+   */
+  emit<K extends keyof Events & string>(topic: K, ...data: PayloadArgs<Events[K]>): boolean;
+
+  /** Resolves when the outbound buffer is at or below its mark (at once if it is). */
+  drained(): Promise<void>;
 
   /** Serves invokes of `name` from every process. Returns a function that stops serving. */
   handle<K extends keyof Handlers & string>(
@@ -218,6 +272,10 @@ export declare class OfflineQueueFullError extends SwitchboardError {
   constructor(message: string);
 }
 export declare class NoEndpointError extends SwitchboardError {
+  constructor(message: string);
+}
+/** emit() would pass `outbound.maxBytes` (code E_BUFFER_FULL); that event was not sent. */
+export declare class BufferFullError extends SwitchboardError {
   constructor(message: string);
 }
 /** A hub limit was reached (code E_LIMIT); the message names the option to raise. */

@@ -122,3 +122,17 @@ expectTypeOf(remote.remote.pid).toBeNumber();
 // An untyped bus accepts any names.
 const loose = new EventBus();
 loose.emit('anything', { x: 1 });
+
+// --- flow control ---------------------------------------------------------------------------
+expectTypeOf(bus.emit('app:tick')).toEqualTypeOf<boolean>();
+expectTypeOf(bus.drained()).toEqualTypeOf<Promise<void>>();
+bus.on('drain', () => {});
+bus.on('dropped', (e) => {
+  expectTypeOf(e.count).toEqualTypeOf<number>();
+  expectTypeOf(e.topics).toEqualTypeOf<Record<string, number>>();
+});
+// @ts-expect-error: 'drain' passes no payload
+bus.on('drain', (x: number) => x);
+new EventBus({ outbound: { highWaterMark: 1 << 20, maxBytes: 1 << 26 }, lowWaterMark: 1, stallTimeoutMs: 500 });
+// @ts-expect-error: outbound limits are numbers
+new EventBus({ outbound: { maxBytes: '64M' } });
