@@ -166,7 +166,7 @@ function runMain() {
 
     it("a worker thread: emit() returns false and 'drain' fires while a client subscriber is stopped", { timeout: 60_000 }, async (t) => {
       await heldThenReleased(t, 'a worker', async () => {
-        const worker = await workerPeer(thisFile, { name: 'worker', pub: { topic: 'bulk:data', count: HELD_COUNT, size: MiB, mode: 'drain', progress: true } });
+        const worker = await workerPeer(thisFile, hub, { name: 'worker', pub: { topic: 'bulk:data', count: HELD_COUNT, size: MiB, mode: 'drain', progress: true } });
         peers.push(worker);
         worker.send({ type: 'go' });
         return { log: worker.log, result: worker.message('done'), from: 'worker', finish: () => closeAll(worker) };
@@ -187,7 +187,7 @@ function runMain() {
       const receiver = await forkPeer(thisFile, hub, { name: 'receiver', sub: { topic: 'bulk:data', size: MiB } });
       peers.push(receiver);
       receiver.stop();
-      const worker = await workerPeer(thisFile, { name: 'worker', pub: { topic: 'bulk:data', count: HELD_COUNT, size: MiB, mode: 'drained', progress: true } });
+      const worker = await workerPeer(thisFile, hub, { name: 'worker', pub: { topic: 'bulk:data', count: HELD_COUNT, size: MiB, mode: 'drained', progress: true } });
       peers.push(worker);
       worker.send({ type: 'go' });
       const waiting = await deadline(20_000, 'the worker to be held', held(worker.log, 300, 'the worker'));

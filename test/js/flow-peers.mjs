@@ -328,6 +328,9 @@ export async function runPeer() {
       toParent({ type: 'failed', during: msg.type, error: describeError(err), stack: err?.stack });
     }
   });
+  // Over the bus as well: the hub reads this after the subscriptions above (one connection, in
+  // order), so when the test has it they are in force. The IPC message alone could come first.
+  bus.emit('peer:ready', { name: cfg.name });
   toParent({ type: 'ready', pid: process.pid, peerId: bus.stats().peerId });
   if (cfg.pub?.auto) await runPub();
 }
@@ -397,21 +400,32 @@ class PeerHandle {
 
 /** Forks `file` as a peer with `cfg` (see PeerConfig), joined to `hub`. Resolves once it is ready. */
 export async function forkPeer(file, hub, cfg) {
+  const onBus = readyOnBus(hub, cfg.name);
   const child = forkRole(file, 'peer', hub.childEnv(), [JSON.stringify(cfg)]);
   const peer = new PeerHandle(cfg.name, child, undefined);
-  const failed = peer.message('failed').then((m) => Promise.reject(new Error(`${cfg.name}: ${m.error.message}`)));
-  failed.catch(() => {});
-  await withDeadline(15_000, `${cfg.name} ready`, Promise.race([peer.message('ready'), failed]));
+  await withDeadline(15_000, `${cfg.name} ready`, Promise.all([peer.message('ready'), onBus]));
   return peer;
 }
 
-/** Starts `file` as a peer in a worker thread of this (the hub's) process. */
-export async function workerPeer(file, cfg) {
+/** Starts `file` as a peer in a worker thread of this process, whose bus `hub` is. */
+export async function workerPeer(file, hub, cfg) {
+  const onBus = readyOnBus(hub, cfg.name);
   const worker = startWorker(file, 'peer', { cfg });
   worker.on('error', (err) => console.error(`${cfg.name} (worker) error`, err));
   const peer = new PeerHandle(cfg.name, undefined, worker);
-  await withDeadline(15_000, `${cfg.name} ready`, peer.message('ready'));
+  await withDeadline(15_000, `${cfg.name} ready`, Promise.all([peer.message('ready'), onBus]));
   return peer;
+}
+
+/** The peer's 'peer:ready' at the hub: its subscriptions are in force from then on. */
+function readyOnBus(hub, name) {
+  return new Promise((resolve) => {
+    const off = hub.on('peer:ready', (data) => {
+      if (data.name !== name) return;
+      off();
+      resolve(data);
+    });
+  });
 }
 
 function withDeadline(ms, what, promise) {
