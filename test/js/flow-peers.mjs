@@ -280,8 +280,11 @@ export async function runPeer() {
         if (!pumping) void pump();
       }
     });
+    // The end of a feed: reported, and counting for that sender starts again (a publisher may
+    // send its feed more than once).
     bus.on(`${topic}:end`, (data, ctx) => {
       toParent({ type: 'report', from: ctx.sender.name, end: data, feed: feedOf(ctx.sender.name).summary(), dropped: bus.stats().dropped, at: wall() });
+      feeds.delete(ctx.sender.name);
     });
   }
   bus.on('dropped', (info) => toParent({ type: 'dropped', info, statsDropped: bus.stats().dropped, feeds: snapshot(), at: wall() }));
