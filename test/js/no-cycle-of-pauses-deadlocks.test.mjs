@@ -23,7 +23,7 @@ const thisFile = fileURLToPath(import.meta.url);
 const role = currentRole();
 
 const SIZE = 256 * KiB;
-const COUNT = scaled(160); // 40 MiB each way: five times the mark
+const COUNT = scaled(160, 2); // 40 MiB each way: five times the mark (20 MiB under a sanitizer)
 const SPIN_MS = 2;
 
 const intact = (feed) => ({ received: feed.received, backwards: feed.backwards, gaps: feed.gaps, corrupt: feed.corrupt });
