@@ -108,9 +108,14 @@ void Connection::on_readable() {
   } else if (turn.ended) {
     fail(decoder_.at_boundary()
              ? Status(Errc::closed, "peer closed the connection")
-             : Status(Errc::protocol_error, "peer closed the connection inside a frame (" +
-                                                std::to_string(decoder_.buffered()) +
-                                                " bytes of a partial frame)"));
+             // Lost, not malformed: a peer that ends mid-frame went away mid-write, or gave up
+             // on us while our reading lagged (a hub disconnecting a stalled reader cannot get
+             // its GOAWAY past the bytes we did not read).
+             : Status(Errc::connection_lost,
+                      "peer closed the connection inside a frame (" +
+                          std::to_string(decoder_.buffered()) +
+                          " bytes of a partial frame): it went away mid-message, or gave up on "
+                          "this side for reading too slowly (a hub's overflow: 'disconnect')"));
   } else if (!paused_) {
     arm_read();
   }

@@ -117,12 +117,12 @@ struct HubStats {
   std::uint64_t events_dropped = 0;  // deliveries dropped for stalled peers (policy drop)
   std::uint64_t invokes_routed = 0;
   // Flow control.
-  std::uint64_t paused = 0;        // publishers not read from now (waiting for a receiver)
-  std::uint64_t parked_bytes = 0;  // their frames that wait in the hub
-  std::uint64_t stalled = 0;       // receivers stalled now
-  std::uint64_t pauses = 0;        // times a publisher was paused
-  std::uint64_t stalls = 0;        // times a receiver was declared stalled
-  std::uint64_t queued_bytes = 0;  // bytes queued for all peers now (sampled by the stall timer)
+  std::uint64_t paused = 0;             // publishers not read from now (waiting for a receiver)
+  std::uint64_t parked_bytes = 0;       // their frames that wait in the hub
+  std::uint64_t stalled = 0;            // receivers stalled now
+  std::uint64_t pauses = 0;             // times a publisher was paused
+  std::uint64_t stalls = 0;             // times a receiver was declared stalled
+  std::uint64_t queued_bytes = 0;       // bytes queued for all peers now
   std::uint64_t peak_queued_bytes = 0;  // the most ever queued for one peer
   std::uint64_t frames_in = 0;
   std::uint64_t frames_out = 0;

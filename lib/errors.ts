@@ -71,6 +71,31 @@ export class BufferFullError extends SwitchboardError {
   }
 }
 
+/** One failed check of a schema: its message and where in the value (`'items[2].id'`, '' at the top). */
+export interface ValidationIssue {
+  message: string;
+  path: string;
+}
+
+/**
+ * A value failed the schema given to handle() or on(). For an invoke, the check runs in the
+ * callee's process and the caller receives this (with `remote`, who checked). `path` is where the
+ * first issue is; `issues` lists them all.
+ */
+export class ValidationError extends SwitchboardError {
+  readonly issues: ValidationIssue[];
+  readonly path: string;
+  /** For a caller: the process whose handler's schema refused the request. */
+  remote?: RemotePeer;
+  constructor(message: string, issues: ValidationIssue[] = [], remote?: RemotePeer) {
+    super('E_VALIDATION', message);
+    this.name = 'ValidationError';
+    this.issues = issues;
+    this.path = issues[0]?.path ?? '';
+    if (remote) this.remote = remote;
+  }
+}
+
 /**
  * A configured hub limit was reached (subscriptions, handlers or pending invokes per peer, or
  * connections). The message names the option to raise; the connection stays up.
@@ -192,6 +217,7 @@ const byCode: Record<string, new (message: string) => SwitchboardError> = {
   E_NO_ENDPOINT: NoEndpointError,
   E_LIMIT: LimitError,
   E_BUFFER_FULL: BufferFullError,
+  E_VALIDATION: ValidationError,
 };
 
 /** Turns a code from the core or the addon into its typed error. */

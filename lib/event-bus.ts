@@ -24,9 +24,11 @@ import {
   RemoteError,
   SwitchboardError,
   TimeoutError,
+  ValidationError,
   errorFromCode,
   fromNative,
 } from './errors.js';
+import { checkSchema, validate, type StandardSchema } from './schema.js';
 import { native, type NativeHub, type NativePort, type NativePortState } from './native.js';
 import { beginFrame, endFrame, Flag, Kind, readFrames, type Envelope } from './wire.js';
 // The public types are declared once, in types/index.d.ts.
@@ -85,8 +87,23 @@ function withCallSite(failure: unknown): never {
 function remoteError(failure: RemoteFailure, below: Function): RemoteError {
   const site: { stack?: string } = {};
   Error.captureStackTrace(site, below);
+  const o = failure.original as { code?: unknown; name?: unknown; message?: unknown; issues?: unknown } | null;
+  if (o !== null && typeof o === 'object' && o.code === 'E_VALIDATION' && o.name === 'ValidationError') {
+    // The callee's schema refused the request: the caller gets the same typed error.
+    const issues = Array.isArray(o.issues)
+      ? o.issues.map((i: any) => ({ message: String(i?.message ?? ''), path: String(i?.path ?? '') }))
+      : [];
+    const error = new ValidationError(String(o.message ?? ''), issues, failure.remote);
+    error.stack = `ValidationError: ${error.message}\n    --- invoke('${failure.name}') in pid ${process.pid} ---\n${(site.stack ?? '')
+      .split('\n')
+      .filter((l) => /^\s+at /.test(l))
+      .join('\n')}`;
+    return error as unknown as RemoteError;
+  }
   return new RemoteError(failure.remote, failure.original, failure.name, site.stack);
 }
+
+type Listening = AnyListener & { original?: AnyListener };
 
 /** Aborts a served call's signal (made now, or when the handler first reads it). */
 let abortServed: (ctx: ServeContext, reason: unknown) => void;
@@ -292,6 +309,11 @@ export class EventBus {
       );
     }
     for (const name of HUB_LIMITS) checkPositive(name, options[name]);
+    if (options.lowWaterMark !== undefined && options.lowWaterMark > (options.highWaterMark ?? DEFAULT_OUTBOUND_MARK)) {
+      throw new InvalidArgumentError(
+        `"lowWaterMark" (${options.lowWaterMark}) must not exceed "highWaterMark" (${options.highWaterMark ?? DEFAULT_OUTBOUND_MARK})`,
+      );
+    }
     checkPositive('pingIntervalMs', options.pingIntervalMs, true);
     if (options.decodeLimits !== undefined) {
       if (options.decodeLimits === null || typeof options.decodeLimits !== 'object') {
@@ -508,9 +530,30 @@ export class EventBus {
 
   // --- Events ------------------------------------------------------------------------------
 
-  on(topic: string, listener: AnyListener): () => void {
+  on(topic: string, listener: AnyListener, options?: { schema?: StandardSchema }): () => void {
     if (typeof listener !== 'function') {
       throw new InvalidArgumentError(`Expected the listener to be a function, got ${describe(listener)}`);
+    }
+    const schema = options?.schema;
+    if (schema !== undefined && !RESERVED.has(topic)) {
+      checkSchema(schema, `on('${topic}')`);
+      const deliver = listener;
+      const checked: Listening = (data, ctx) => {
+        let value: unknown;
+        try {
+          value = validate(schema, data, `event '${ctx.topic}'`);
+        } catch (err) {
+          this.#reportError(err as Error); // no caller to tell: bus.on('error') hears it
+          return;
+        }
+        if (isThenable(value)) {
+          (value as Promise<unknown>).then((v) => deliver(v, ctx)).catch((err) => this.#reportError(err));
+        } else {
+          deliver(value, ctx);
+        }
+      };
+      checked.original = deliver;
+      listener = checked;
     }
     if (topic === 'connection') {
       this.#connectionListeners.add(listener);
@@ -572,8 +615,11 @@ export class EventBus {
     const table = topic.endsWith('*') ? this.#patterns : this.#listeners;
     const set = table.get(topic);
     if (!set) return;
-    if (listener) set.delete(listener);
-    else set.clear();
+    if (listener) {
+      if (!set.delete(listener)) {
+        for (const l of set as Set<Listening>) if (l.original === listener) set.delete(l);
+      }
+    } else set.clear();
     if (set.size === 0) {
       table.delete(topic);
       if (!this.#closed) this.#write(Kind.unsubscribe, this.#nextId++, topic, 0, null);
@@ -621,11 +667,21 @@ export class EventBus {
 
   // --- Invoke ------------------------------------------------------------------------------
 
-  handle(name: string, handler: Handler): () => void {
+  handle(name: string, handler: Handler, options?: { schema?: StandardSchema }): () => void {
     this.#assertOpen();
     checkName('handler name', name);
     if (typeof handler !== 'function') {
       throw new InvalidArgumentError(`Expected the handler for '${name}' to be a function, got ${describe(handler)}`);
+    }
+    const schema = options?.schema;
+    if (schema !== undefined) {
+      checkSchema(schema, `handle('${name}')`);
+      const serve = handler;
+      // The request is checked here, in the callee: a refusal reaches the caller as ValidationError.
+      handler = (req, ctx) => {
+        const value = validate(schema, req, `invoke('${name}') request`);
+        return isThenable(value) ? (value as Promise<unknown>).then((v) => serve(v, ctx)) : serve(value, ctx);
+      };
     }
     if (this.#handlers.has(name)) {
       throw new InvalidArgumentError(`'${name}' already has a handler in this process; stop it first`);

@@ -19,6 +19,7 @@ export {
   RemoteError,
   SwitchboardError,
   TimeoutError,
+  ValidationError,
 } from './errors.js';
 export { CodecError } from './codec.js';
 

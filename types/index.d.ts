@@ -172,6 +172,27 @@ export interface BusStats {
   };
 }
 
+/**
+ * A Standard Schema (https://standardschema.dev): what zod, valibot and arktype schemas are. Its
+ * output type is what the listener or handler receives.
+ */
+export interface StandardSchemaV1<Input = unknown, Output = Input> {
+  readonly '~standard': {
+    readonly version: 1;
+    readonly vendor: string;
+    readonly validate: (
+      value: unknown,
+    ) =>
+      | { readonly value: Output; readonly issues?: undefined }
+      | { readonly issues: ReadonlyArray<{ readonly message: string; readonly path?: ReadonlyArray<unknown> }> }
+      | Promise<
+          | { readonly value: Output; readonly issues?: undefined }
+          | { readonly issues: ReadonlyArray<{ readonly message: string; readonly path?: ReadonlyArray<unknown> }> }
+        >;
+    readonly types?: { readonly input: Input; readonly output: Output } | undefined;
+  };
+}
+
 /** What a stalled bus missed: the 'dropped' bus event. */
 export interface DroppedEvent {
   count: number;
@@ -201,7 +222,15 @@ export declare class EventBus<
   ready(): Promise<void>;
 
   /** Listens to a topic, or a pattern such as 'job:*'. Returns a function that stops. */
-  on<K extends keyof Events & string>(topic: K, listener: Listener<Events[K]>): () => void;
+  /**
+   * `schema` (any Standard Schema) checks each payload in this process before the listener sees
+   * it; a payload that fails is reported to on('error') as a ValidationError.
+   */
+  on<K extends keyof Events & string>(
+    topic: K,
+    listener: Listener<Events[K]>,
+    options?: { schema?: StandardSchemaV1<unknown, Events[K]> },
+  ): () => void;
   on(topic: `${string}*`, listener: Listener<Events[keyof Events]>): () => void;
   on(event: 'connection', listener: (event: ConnectionEvent) => void): () => void;
   on(event: 'error', listener: (error: Error) => void): () => void;
@@ -231,6 +260,8 @@ export declare class EventBus<
   handle<K extends keyof Handlers & string>(
     name: K,
     handler: (req: Req<Handlers[K]>, ctx: InvokeContext) => Res<Handlers[K]> | Promise<Res<Handlers[K]>>,
+    /** `schema` checks each request here, in the callee; the caller gets a ValidationError. */
+    options?: { schema?: StandardSchemaV1<unknown, Req<Handlers[K]>> },
   ): () => void;
 
   /** Calls the handler of `name`, wherever it runs. Ends exactly once: see the typed errors. */
@@ -273,6 +304,22 @@ export declare class OfflineQueueFullError extends SwitchboardError {
 }
 export declare class NoEndpointError extends SwitchboardError {
   constructor(message: string);
+}
+export interface ValidationIssue {
+  message: string;
+  /** Where in the value, e.g. 'items[2].id'; '' for the value itself. */
+  path: string;
+}
+/**
+ * A value failed a schema given to handle() or on() (code E_VALIDATION). A caller receives it
+ * from the callee's check, with `remote` saying who checked.
+ */
+export declare class ValidationError extends SwitchboardError {
+  readonly issues: ValidationIssue[];
+  /** The first issue's path. */
+  readonly path: string;
+  remote?: PeerInfo;
+  constructor(message: string, issues?: ValidationIssue[], remote?: PeerInfo);
 }
 /** emit() would pass `outbound.maxBytes` (code E_BUFFER_FULL); that event was not sent. */
 export declare class BufferFullError extends SwitchboardError {
