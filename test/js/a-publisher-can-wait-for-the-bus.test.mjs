@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { EventBus } from '../../dist/esm/index.js';
+import { EventBus, InvalidArgumentError } from '../../dist/esm/index.js';
 import { currentRole, deadline, exitCode } from './support.mjs';
 import {
   atRest, cleanUp, flowOf, forkPeer, held, KiB, MiB, publish, quit, runPeer, sanitized, scaled, until,
@@ -104,6 +104,22 @@ function runMain() {
         await until(5_000, 'the hub at rest', () => flowOf(hub), atRest);
       });
     }
+
+    it('the flow-control options are checked like every option', () => {
+      for (const options of [
+        { outbound: 5 },
+        { outbound: { highWaterMark: -1 } },
+        { outbound: { highWaterMark: 1.5 } },
+        { outbound: { maxBytes: 0 } },
+        { outbound: { highWaterMark: 1024, maxBytes: 512 } },
+        { stallTimeoutMs: 0 },
+        { stallTimeoutMs: -1 },
+        { highWaterMark: 1024, lowWaterMark: 2048 },
+        { overflow: 'block' },
+      ]) {
+        assert.throws(() => new EventBus({ role: 'hub', ...options }), InvalidArgumentError, JSON.stringify(options));
+      }
+    });
 
     it('drained() resolves at once on a bus that is not over its mark', { timeout: 10_000 }, async () => {
       await newHub();

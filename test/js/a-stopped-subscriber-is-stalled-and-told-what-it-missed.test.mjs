@@ -3,7 +3,8 @@
 // up the others. A subscriber stopped with SIGSTOP for 10 s is declared stalled about 2 s in; the
 // other subscriber of the same feed, held meanwhile, goes on within the stall timeout plus 200 ms
 // and gets every event. With the default policy ('drop') the stalled one, once it reads again,
-// gets one 'dropped' notice, whose count plus what it received is exactly what was sent to it.
+// gets one 'dropped' notice, whose count plus what it received is exactly what was sent to it;
+// an invoke sent to it while it is stalled is queued, not dropped, and answered.
 // With overflow: 'disconnect' it is disconnected instead, and reconnects.
 //
 // Roles: 'main' (the test process and the hub) and 'peer' (flow-peers.mjs): the publisher and two
@@ -52,7 +53,7 @@ function runMain() {
       await hub?.close();
       hub = new EventBus({ role: 'hub', name: 'hub', pingIntervalMs: 0, ...options });
       await hub.ready();
-      const slow = await forkPeer(thisFile, hub, { name: 'slow', sub: { topic: TOPIC, size: SIZE } });
+      const slow = await forkPeer(thisFile, hub, { name: 'slow', sub: { topic: TOPIC, size: SIZE }, answer: { name: 'slow:echo' } });
       const fast = await forkPeer(thisFile, hub, { name: 'fast', sub: { topic: TOPIC, size: SIZE } });
       const publisher = await forkPeer(thisFile, hub, { name: 'publisher', pub: { topic: TOPIC, count: COUNT, size: SIZE, mode: 'drained' } });
       peers.push(slow, fast, publisher);
@@ -115,12 +116,23 @@ function runMain() {
       assert.equal(duringStall.paused, 0, 'nobody is paused for a stalled subscriber');
       assert.ok(duringStall.eventsDropped > 0, 'what was meant for the stalled subscriber was dropped (and counted)');
 
+      // An invoke to the stalled subscriber is queued, not dropped: it is answered when it reads
+      // again. (Its reply, like every reply, is never held.)
+      const call = hub.invoke('slow:echo', { n: 42 }, { timeout: 0 });
+      let answered = false;
+      call.then(() => (answered = true), () => {});
+
       // 10 s after the stop, it reads again: what was queued for it, then one notice.
       await sleep(Math.max(0, STOP_MS - (performance.now() - m.stoppedAt)));
       const stoppedFor = performance.now() - m.stoppedAt;
       const noticed = slow.message('dropped');
+      const contAt = performance.now();
       slow.cont();
+      assert.equal(answered, false, 'a stopped process answered nothing');
       const notice = await deadline(20_000, "the 'dropped' notice", noticed);
+      const answer = await deadline(20_000, 'the invoke to the stalled subscriber to be answered', call);
+      assert.deepEqual(answer.req, { n: 42 });
+      assert.ok(answer.at - performance.timeOrigin >= contAt, 'answered after SIGCONT');
       const { info } = notice;
       assert.equal(typeof info.count, 'number');
       assert.equal(info.count, Object.values(info.topics).reduce((a, b) => a + b, 0), 'the count is the sum over topics');

@@ -221,6 +221,7 @@ export async function publish(bus, feed, report = () => {}) {
  *   pub?: { topic: string, count: number, size?: number, mode?: string, yieldEvery?: number, progress?: boolean, retry?: boolean, auto?: boolean },
  *   echo?: { topic: string },
  *   serve?: { name: string },
+ *   answer?: { name: string },
  * }} PeerConfig
  */
 
@@ -293,6 +294,10 @@ export async function runPeer() {
   if (cfg.serve) {
     // A handler that publishes a feed of its own before it answers.
     bus.handle(cfg.serve.name, async (feed) => publish(bus, feed));
+  }
+  if (cfg.answer) {
+    // A handler that answers with what it was sent, and when.
+    bus.handle(cfg.answer.name, (req) => ({ req, at: wall() }));
   }
 
   const runPub = async (extra = {}) => {
