@@ -5,18 +5,20 @@
 //     the dead one had sent arrives as a prefix of its feed, in order;
 //   - or the stopped subscriber is killed: both publishers go on at once (long before the stall
 //     timeout), and the live subscriber gets everything.
-// Either way the hub's figures return to their baseline: nobody paused, nothing parked, nobody
+// The same for a worker thread of the hub's own process terminated while the hub holds its feed.
+// Every time, the hub's figures return to their baseline: nobody paused, nothing parked, nobody
 // stalled, nothing queued.
 //
-// Roles: 'main' (the test process and the hub) and 'peer' (flow-peers.mjs), forked. The stall
-// timeout is set far out so that only the kill can release the publishers, and pings are off.
+// Roles: 'main' (the test process and the hub) and 'peer' (flow-peers.mjs), forked or in a worker
+// thread. The stall timeout is set far out so that only the kill can release the publishers, and
+// pings are off.
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { EventBus } from '../../dist/esm/index.js';
 import { currentRole, deadline, exitCode } from './support.mjs';
-import { atRest, cleanUp, flowOf, forkPeer, held, KiB, MiB, quit, runPeer, sanitized, scaled, until } from './flow-peers.mjs';
+import { atRest, cleanUp, flowOf, forkPeer, held, KiB, MiB, quit, runPeer, sanitized, scaled, until, workerPeer } from './flow-peers.mjs';
 
 const thisFile = fileURLToPath(import.meta.url);
 const role = currentRole();
@@ -143,6 +145,31 @@ function runMain() {
           `${(resumed - (performance.timeOrigin + killedAt)).toFixed(0)} ms later and both finished in ${finished.toFixed(0)} ms; at the end ${JSON.stringify(settled)}`,
       );
       await closeAll([p1, p2, fast]);
+    });
+
+    it('a worker thread terminated while the hub holds its feed leaves nothing behind', { timeout: 90_000 }, async (t) => {
+      await hub?.close();
+      hub = new EventBus({ role: 'hub', name: 'hub', stallTimeoutMs: STALL_MS, pingIntervalMs: 0 });
+      await hub.ready();
+      const slow = await forkPeer(thisFile, hub, { name: 'slow', sub: { topic: 'k:data', size: SIZE } });
+      const worker = await workerPeer(thisFile, hub, { name: 'worker', pub: { topic: 'k:data', count: COUNT, size: SIZE, mode: 'drained', progress: true } });
+      peers.push(slow, worker);
+      const baseline = await until(5_000, 'the hub at rest before the test', () => flowOf(hub), atRest);
+      slow.stop();
+      worker.send({ type: 'go' });
+      await deadline(20_000, 'the worker to be held', held(worker.log, 300, 'the worker'));
+      const paused = await until(5_000, 'the hub to pause the worker', () => flowOf(hub), (f) => f.paused === 1);
+      assert.equal(await worker.worker.terminate(), 1);
+      slow.cont();
+      const settled = await backToBaseline(baseline, baseline.peers - 1);
+      const from = slow.log.length;
+      slow.send({ type: 'feeds' });
+      const { feeds } = await deadline(10_000, "'slow''s feeds", slow.after(from, 'feeds'));
+      if (feeds.worker) assert.deepEqual(orderly(feeds.worker), { backwards: 0, gaps: 0, corrupt: 0 }, "what 'slow' got from the worker is a prefix of its feed");
+      t.diagnostic(
+        `paused with ${(paused.parkedBytes / MiB).toFixed(1)} MiB parked; after terminate(): 'slow' got ${feeds.worker?.received ?? 0} events; at the end ${JSON.stringify(settled)}`,
+      );
+      await closeAll([slow]);
     });
   });
 }

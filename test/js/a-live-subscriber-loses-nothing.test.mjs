@@ -3,9 +3,11 @@
 // that feeds it: the hub pauses the publisher instead of dropping. When it reads again it gets
 // every event, and so do the other subscribers of the same feed, in order and byte-exact. A
 // process stopped with SIGSTOP and one whose JavaScript thread is busy are the same to the hub.
+// The same holds for invokes: a callee that stops for a second pauses its caller, and every call
+// is answered.
 //
 // Roles: 'main' (the test process and the hub, default options) and 'peer' (flow-peers.mjs): the
-// publisher and three subscribers, forked.
+// publisher and three subscribers (or a caller and a callee), forked.
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { after, describe, it } from 'node:test';
@@ -20,6 +22,7 @@ const role = currentRole();
 const SIZE = 256 * KiB;
 const COUNT = scaled(400); // 100 MiB per subscriber: far more than the mark (8 MiB) and the buffers
 const STOP_MS = 1_000;
+const CALLS = 40; // invokes of 1 MiB at once: 40 MiB, far more than the mark
 
 function intact(feed) {
   return { received: feed.received, backwards: feed.backwards, gaps: feed.gaps, corrupt: feed.corrupt };
@@ -109,6 +112,37 @@ function runMain() {
         const idle = await deadline(20_000, 'the subscriber to be idle', slow.message('idle'));
         return `busy ${(idle.at - busy.at).toFixed(0)} ms`;
       });
+    });
+
+    it(`a callee stopped for ${STOP_MS} ms loses no call: its caller is paused, every call is answered`, { timeout: 60_000 }, async (t) => {
+      await hub?.close();
+      hub = new EventBus({ role: 'hub', name: 'hub' });
+      await hub.ready();
+      const callee = await forkPeer(thisFile, hub, { name: 'callee', answer: { name: 'callee:echo' } });
+      const caller = await forkPeer(thisFile, hub, { name: 'caller' });
+      peers.push(callee, caller);
+      const calls = CALLS;
+      callee.stop();
+      caller.send({ type: 'calls', name: 'callee:echo', count: calls, size: MiB });
+      await deadline(20_000, 'the caller to send its calls', caller.message('calling'));
+      await sleep(STOP_MS);
+      const f = flowOf(hub);
+      callee.cont();
+      const called = await deadline(40_000, 'every call to end', caller.message('called'));
+      assert.deepEqual({ ok: called.ok, failures: called.failures }, { ok: calls, failures: [] }, 'every call was answered with what it sent');
+      assert.ok(f.paused >= 1, `the hub paused the caller while the callee was stopped (paused ${f.paused})`);
+      const after = flowOf(hub);
+      assert.equal(after.stalls, 0);
+      assert.equal(after.eventsDropped, 0);
+      t.diagnostic(
+        `${calls} calls of 1 MiB to a callee stopped ${STOP_MS} ms: at SIGCONT the hub had paused ${f.paused}, parked ${(f.parkedBytes / MiB).toFixed(1)} MiB, ` +
+          `${(f.queuedBytes / MiB).toFixed(1)} MiB queued; all answered; hub peakQueuedBytes ${after.peakQueuedBytes}`,
+      );
+      for (const p of [caller, callee]) {
+        await quit(p);
+        assert.deepEqual(await deadline(10_000, `${p.name} exit`, exitCode(p.child)), { code: 0, signal: null });
+      }
+      await until(5_000, 'the hub at rest', () => flowOf(hub), atRest);
     });
   });
 }

@@ -315,6 +315,22 @@ export async function runPeer() {
       } else if (msg.type === 'invoke') {
         const result = await bus.invoke(msg.name, msg.req, { timeout: 0 });
         toParent({ type: 'invoked', result });
+      } else if (msg.type === 'calls') {
+        // `count` invokes of `name` at once, each with bulk event `seq`'s bytes; the handler
+        // answers with what it got, which is checked here.
+        const calls = [];
+        for (let seq = 0; seq < msg.count; seq++) {
+          calls.push(
+            bus.invoke(msg.name, { seq, bytes: chunk(seq, msg.size) }, { timeout: 0 }).then(
+              (answer) => (answer.req.seq === seq && sameBytes(answer.req.bytes, chunk(seq, msg.size)) ? 'ok' : 'wrong answer'),
+              (err) => `${err?.name}: ${err?.message}`,
+            ),
+          );
+        }
+        toParent({ type: 'calling', count: msg.count, outbound: bus.stats().outbound });
+        const outcomes = await Promise.all(calls);
+        const ok = outcomes.filter((o) => o === 'ok').length;
+        toParent({ type: 'called', ok, failures: outcomes.filter((o) => o !== 'ok').slice(0, 5) });
       } else if (msg.type === 'feeds') {
         toParent({ type: 'feeds', feeds: snapshot(), dropped: bus.stats().dropped });
       } else if (msg.type === 'close') {

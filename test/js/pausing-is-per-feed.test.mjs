@@ -1,8 +1,8 @@
 // Promise (issue 11; DESIGN.md, "Promises"): the hub pauses only the publishers whose events wait
 // for a full subscriber. Publisher P1 feeds only a stopped subscriber, publisher P2 only a live
 // one: while P1 is paused, P2 goes on at about its own rate. The test measures P2's rate alone and
-// while P1 is paused (five runs each, medians), prints the ratio, and asserts a loose bound on it (the machine's noise on two
-// cores is large; a P2 held up by P1 would be near 0).
+// while P1 is paused (five runs each, medians), prints the ratio, and asserts a loose bound on it
+// (the machine's noise on two cores is large; a P2 held up by P1 would be near 0).
 //
 // Roles: 'main' (the test process and the hub) and 'peer' (flow-peers.mjs): P1, P2 and the two
 // subscribers, forked. The stall timeout is set far out so that P1 stays paused (not released by
