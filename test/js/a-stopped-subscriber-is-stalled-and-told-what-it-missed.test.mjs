@@ -5,7 +5,8 @@
 // and gets every event. With the default policy ('drop') the stalled one, once it reads again,
 // gets one 'dropped' notice, whose count plus what it received is exactly what was sent to it;
 // an invoke sent to it while it is stalled is queued, not dropped, and answered.
-// With overflow: 'disconnect' it is disconnected instead, and reconnects.
+// The notice names at most 64 topics; its count covers them all. With overflow: 'disconnect' the
+// stalled subscriber is disconnected instead, and reconnects.
 //
 // Roles: 'main' (the test process and the hub) and 'peer' (flow-peers.mjs): the publisher and two
 // subscribers, forked. Pings are off: a process stopped for 10 s would otherwise be declared dead
@@ -16,7 +17,7 @@ import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { EventBus } from '../../dist/esm/index.js';
 import { currentRole, deadline, exitCode } from './support.mjs';
-import { atRest, cleanUp, flowOf, forkPeer, KiB, MiB, quit, runPeer, sanitized, scaled, sleep, until } from './flow-peers.mjs';
+import { atRest, chunk, cleanUp, flowOf, forkPeer, KiB, MiB, quit, runPeer, sanitized, scaled, sleep, until } from './flow-peers.mjs';
 
 const thisFile = fileURLToPath(import.meta.url);
 const role = currentRole();
@@ -196,6 +197,34 @@ function runMain() {
           `'slow' saw 'disconnected' with ${d.code}: ${d.message}`,
       );
       await closeAll([publisher, fast, slow]);
+      await until(5_000, 'the hub at rest', () => flowOf(hub), atRest);
+    });
+
+    it('the notice names at most 64 topics, and its count covers them all', { timeout: 60_000 }, async (t) => {
+      // A pattern subscriber misses events on 100 topics; a short stall timeout keeps this quick.
+      await hub?.close();
+      hub = new EventBus({ role: 'hub', name: 'hub', pingIntervalMs: 0, stallTimeoutMs: 500 });
+      await hub.ready();
+      const slow = await forkPeer(thisFile, hub, { name: 'slow', sub: { topic: 'many:*', size: SIZE } });
+      peers.push(slow);
+      slow.stop();
+      const total = 2_000;
+      for (let seq = 0; seq < total; seq++) {
+        if (!hub.emit(`many:${seq % 100}`, { seq, bytes: chunk(seq, SIZE) })) await hub.drained();
+      }
+      await until(10_000, 'the hub to have routed or dropped everything', () => flowOf(hub), (f) => f.parkedBytes === 0 && hub.stats().outbound === 0);
+      const noticed = slow.message('dropped');
+      slow.cont();
+      const { info, feeds } = await deadline(20_000, "the 'dropped' notice", noticed);
+      // The notice comes after what was queued for 'slow', and before anything newer.
+      const received = feeds.hub?.received ?? 0;
+      const named = Object.values(info.topics).reduce((a, b) => a + b, 0);
+      assert.equal(received + info.count, total, `received ${received} + missed ${info.count} = sent ${total}`);
+      assert.ok(Object.keys(info.topics).length <= 64, `${Object.keys(info.topics).length} topics named`);
+      assert.ok(named <= info.count);
+      assert.equal(flowOf(hub).eventsDropped, info.count);
+      t.diagnostic(`received ${received}, missed ${info.count} on 100 topics, of which ${Object.keys(info.topics).length} topics (${named} events) are named`);
+      await closeAll([slow]);
       await until(5_000, 'the hub at rest', () => flowOf(hub), atRest);
     });
   });

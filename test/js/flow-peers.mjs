@@ -116,6 +116,11 @@ function spin(ms) {
   while (performance.now() < end);
 }
 
+/** The topic that ends a feed on `topic` ('x:end'; for a pattern 'x:*', 'x:end'). */
+export function endOf(topic) {
+  return topic.endsWith('*') ? `${topic.slice(0, -1)}end` : `${topic}:end`;
+}
+
 // --- Publishing ---------------------------------------------------------------------------------------
 
 /** The next 'drain' of `bus`. */
@@ -283,7 +288,7 @@ export async function runPeer() {
     });
     // The end of a feed: reported, and counting for that sender starts again (a publisher may
     // send its feed more than once).
-    bus.on(`${topic}:end`, (data, ctx) => {
+    bus.on(endOf(topic), (data, ctx) => {
       toParent({ type: 'report', from: ctx.sender.name, end: data, feed: feedOf(ctx.sender.name).summary(), dropped: bus.stats().dropped, at: wall() });
       feeds.delete(ctx.sender.name);
     });
