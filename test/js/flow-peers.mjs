@@ -208,7 +208,7 @@ export async function publish(bus, feed, report = () => {}) {
   // Whatever happened, what was sent is followed by the end of the feed (after a full buffer
   // has drained, so that this one emit is taken).
   await bus.drained();
-  bus.emit(`${topic}:end`, { sent, error: error ?? null });
+  bus.emit(endOf(topic), { sent, error: error ?? null });
   await bus.drained();
   const ms = performance.now() - t0;
   offDrain();
@@ -223,7 +223,7 @@ export async function publish(bus, feed, report = () => {}) {
  *   name: string,
  *   options?: Record<string, unknown>,
  *   sub?: { topic: string, size?: number, busyMs?: number, spinMs?: number },
- *   pub?: { topic: string, count: number, size?: number, mode?: string, yieldEvery?: number, progress?: boolean, retry?: boolean, auto?: boolean },
+ *   pub?: { topic: string, count: number, size?: number, mode?: string, yieldEvery?: number, progress?: boolean, retry?: boolean },
  *   echo?: { topic: string },
  *   serve?: { name: string },
  *   answer?: { name: string },
@@ -361,7 +361,6 @@ export async function runPeer() {
   // order), so when the test has it they are in force. The IPC message alone could come first.
   bus.emit('peer:ready', { name: cfg.name });
   toParent({ type: 'ready', pid: process.pid, peerId: bus.stats().peerId });
-  if (cfg.pub?.auto) await runPub();
 }
 
 // --- The test's side ------------------------------------------------------------------------------------
@@ -399,14 +398,24 @@ class PeerHandle {
     return new Promise((resolve) => this.waiters.push({ pred, resolve }));
   }
 
-  /** The first message of `type` (and matching `pred`) from now on or already sent. */
+  /**
+   * The first message of `type` (and matching `pred`) from now on or already sent; rejects if
+   * the peer reports instead that a request failed (with that error).
+   */
   message(type, pred = () => true) {
-    return this.next((m) => m.type === type && pred(m));
+    return this.#orFailure(this.next((m) => m.type === type && pred(m)));
   }
 
-  /** The first message of `type` sent after the `from`-th message. */
+  /** The first message of `type` sent after the `from`-th message (or a failure, as above). */
   after(from, type, pred = () => true) {
-    return this.next((m) => m.type === type && this.log.indexOf(m) >= from && pred(m));
+    return this.#orFailure(this.next((m) => m.type === type && this.log.indexOf(m) >= from && pred(m)));
+  }
+
+  #orFailure(promise) {
+    const failed = this.next((m) => m.type === 'failed').then((m) => {
+      throw new Error(`${this.name}: '${m.during}' failed: ${m.error.name}: ${m.error.message}\n${m.stack}`);
+    });
+    return Promise.race([promise, failed]);
   }
 
   send(msg) {
