@@ -29,7 +29,8 @@ import {
   fromNative,
 } from './errors.js';
 import { checkSchema, validate, type StandardSchema } from './schema.js';
-import { native, type NativeHub, type NativePort, type NativePortState } from './native.js';
+import { isPortLike, listen, MessagePortLink, type PortLike } from './message-port-link.js';
+import { native, type NativeGrants, type NativeHub, type NativePort, type NativePortState } from './native.js';
 import { beginFrame, endFrame, Flag, Kind, readFrames, type Envelope } from './wire.js';
 // The public types are declared once, in types/index.d.ts.
 import type { ConnectionState, EventBusOptions, PeerInfo } from '../types/index.js';
@@ -216,6 +217,29 @@ function checkPositive(name: string, v: unknown, allowZero = false): number | un
   return v;
 }
 
+/** attachPort()'s `allow`: four optional lists of names and 'prefix*' patterns. */
+function checkAllow(allow: unknown): NativeGrants {
+  if (allow === undefined) return {};
+  if (allow === null || typeof allow !== 'object') {
+    throw new InvalidArgumentError(`Expected "allow" to be an object such as { emit: ['job:*'] }, got ${describe(allow)}`);
+  }
+  const out: NativeGrants = {};
+  for (const key of ['emit', 'subscribe', 'invoke', 'handle'] as const) {
+    const list = (allow as Record<string, unknown>)[key];
+    if (list === undefined) continue;
+    if (!Array.isArray(list) || !list.every((n) => typeof n === 'string' && n.length > 0)) {
+      throw new InvalidArgumentError(`Expected "allow.${key}" to be an array of names or 'prefix*' patterns`);
+    }
+    out[key] = [...list];
+  }
+  for (const key of Object.keys(allow)) {
+    if (!['emit', 'subscribe', 'invoke', 'handle'].includes(key)) {
+      throw new InvalidArgumentError(`Unknown grant "allow.${key}": grants are emit, subscribe, invoke and handle`);
+    }
+  }
+  return out;
+}
+
 function matches(pattern: string, topic: string): boolean {
   return pattern.endsWith('*') ? topic.startsWith(pattern.slice(0, -1)) : pattern === topic;
 }
@@ -259,6 +283,8 @@ export class EventBus {
   #drainNotified = false; // the port was asked to tell when it drains
   #drainWaiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> = [];
   #dropped = 0;
+  // Ports attached by attachPort(), each with the function that detaches it.
+  #attached = new Set<() => void>();
   #handlers = new Map<string, Handler>();
   // Served calls whose handler has not answered yet (it returned a promise); a handler that
   // answers synchronously is never entered here, but close() from inside it still aborts its
@@ -327,6 +353,23 @@ export class EventBus {
 
     this.#kind = detectProcess();
     this.name = options.name ?? (process.title || `pid-${process.pid}`);
+    const onFrames = (frames: Buffer) => this.#onFrames(frames);
+    const onState = (state: NativePortState, code: string, message: string) => this.#onState(state, code, message);
+    if (options.port !== undefined) {
+      // A bus over a MessagePort whose other end main attached (attachPort): no socket, no
+      // endpoint, nothing native.
+      if (!isPortLike(options.port)) {
+        throw new InvalidArgumentError(`Expected the "port" option to be a MessagePort, got ${describe(options.port)}`);
+      }
+      if (role === 'hub') throw new InvalidArgumentError('A bus over a "port" is a client of the hub in main, not a hub');
+      this.role = 'client';
+      this.#endpoint = '';
+      this.#token = '';
+      this.#port = new MessagePortLink(options.port as PortLike, onFrames, onState);
+      this.#self = { id: 0, role: this.#kind, name: this.name, pid: process.pid };
+      this.#updateRef(); // held until ready
+      return;
+    }
     const binding = native();
 
     // Who are we? An explicit role wins; 'auto' follows DESIGN.md's table.
@@ -361,8 +404,6 @@ export class EventBus {
     }
     this.role = resolved;
 
-    const onFrames = (frames: Buffer) => this.#onFrames(frames);
-    const onState = (state: NativePortState, code: string, message: string) => this.#onState(state, code, message);
     try {
       if (resolved === 'hub') {
         this.#hub = binding.startHub(
@@ -449,6 +490,7 @@ export class EventBus {
     this.#deadlines.stop();
     for (const call of this.#localCalls) call.fail(new ClosedError('the bus was closed before the reply arrived'));
     this.#abortServing(new ClosedError('the bus was closed'));
+    for (const detach of [...this.#attached]) detach();
     this.#port.close();
     this.#hub?.close();
     this.#setState('closed', '', '');
@@ -475,6 +517,9 @@ export class EventBus {
 
   childEnv(): Record<string, string> {
     this.#assertOpen();
+    if (!this.#endpoint) {
+      throw new InvalidArgumentError('This bus runs over a MessagePort: it has no endpoint to hand on; call childEnv() on the hub or a socket client');
+    }
     return { [ENV_ENDPOINT]: this.#endpoint, [ENV_TOKEN]: this.#token };
   }
 
@@ -526,6 +571,68 @@ export class EventBus {
         peakQueuedBytes: hub.peakQueuedBytes,
       },
     };
+  }
+
+  /**
+   * Makes a MessagePort-like object (Electron's MessagePortMain, a web or worker_threads
+   * MessagePort) one peer of this hub: a page, an iframe, a worker. Its other end runs
+   * `new EventBus({ port })`. The peer may do only what `allow` grants (nothing by default); the
+   * hub refuses the rest with ForbiddenError. Frames cross as bytes: main's thread never decodes
+   * the page's payloads. Returns a function that detaches it (its subscriptions are freed, its
+   * calls fail on both sides with ConnectionLostError); closing the port does the same.
+   */
+  attachPort(port: unknown, options: { name?: string; role?: string; allow?: NativeGrants } = {}): () => void {
+    this.#assertOpen();
+    if (!this.#hub) {
+      throw new InvalidArgumentError(
+        "attachPort() needs the hub: call it on the bus of the process that owns the hub (Electron main, role 'hub')",
+      );
+    }
+    if (!isPortLike(port)) throw new InvalidArgumentError(`attachPort() takes a MessagePort, got ${describe(port)}`);
+    if (options === null || typeof options !== 'object') {
+      throw new InvalidArgumentError(`Expected the attachPort options to be an object, got ${describe(options)}`);
+    }
+    const grants = checkAllow(options.allow);
+    const name = options.name ?? 'page';
+    checkName('"name" option', name);
+    const role = options.role ?? 'renderer';
+    checkName('"role" option', role);
+    let peer: NativePort | undefined;
+    let welcomed = false;
+    let detached = false;
+    const detach = (): void => {
+      if (detached) return;
+      detached = true;
+      this.#attached.delete(detach);
+      peer?.close();
+      port.close?.();
+    };
+    const onState = (state: NativePortState): void => {
+      if (state === 'connected' && peer && !welcomed && !detached) {
+        welcomed = true;
+        port.postMessage({ switchboard: 1, type: 'welcome', peerId: peer.peerId() });
+      } else if (state === 'closed') {
+        detach();
+      }
+    };
+    // Each delivery is a fresh buffer the addon never touches again: it is posted as it is.
+    peer = this.#hub.connectLocal(role, name, (frames) => !detached && port.postMessage(frames), onState, grants);
+    this.#attached.add(detach);
+    listen(
+      port,
+      (data) => {
+        if (detached || !(data instanceof Uint8Array)) return;
+        try {
+          peer!.submit(data);
+        } catch (err) {
+          // Bytes that are not whole frames: that peer is gone, and main goes on.
+          detach();
+          if (this.#errorListeners.size > 0) this.#reportError(fromNative(err) as Error);
+        }
+      },
+      detach,
+    );
+    return detach;
   }
 
   // --- Events ------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ export {
   BufferFullError,
   ClosedError,
   ConnectionLostError,
+  ForbiddenError,
   InvalidArgumentError,
   LimitError,
   NoEndpointError,
