@@ -4,6 +4,7 @@
 // as it is (test/js/the-page-build-needs-nothing-from-node.test.mjs checks that with esbuild).
 import type * as Public from '../types/index.js';
 import { EventBus as EventBusImpl } from './event-bus.js';
+import { WindowPort } from './window-port.js';
 
 export {
   AbortError,
@@ -23,8 +24,19 @@ export {
 } from './errors.js';
 export { CodecError } from './codec.js';
 
-/** The typed bus: `new EventBus<Events, Handlers>({ port })`. */
-export const EventBus = EventBusImpl as unknown as typeof Public.EventBus;
+/**
+ * The page's bus. Without a `port`, it waits for the one its preload's exposeBus() hands to this
+ * window (switchboard-ipc/preload); with one, it joins over that (an iframe, a web worker).
+ */
+class PageBus extends EventBusImpl {
+  constructor(options: ConstructorParameters<typeof EventBusImpl>[0] = {}) {
+    const win = (globalThis as { window?: unknown }).window;
+    super(options?.port === undefined && win ? { ...options, port: new WindowPort(win as never) } : options);
+  }
+}
+
+/** The typed bus: `new EventBus<Events, Handlers>()` (through the preload) or `({ port })`. */
+export const EventBus = PageBus as unknown as typeof Public.EventBus;
 export type EventBus<
   Events extends Public.EventMap = Public.EventMap,
   Handlers extends Public.HandlerMap = Public.HandlerMap,
