@@ -711,62 +711,66 @@ TEST(FlowControl, ACallerWaitingForACalleeThatUnregistersGoesOn) {
 
 // --- Cycles --------------------------------------------------------------------------------------
 
-// Two processes flood each other while neither takes anything in (their consumers are busy: the
-// ports stop reading). Each waits for the other: a cycle of pauses, which the stall timeout
-// breaks. Then both go on, and each, once it reads again, accounts for every event: received, or
-// counted in its one DROPPED notice.
-TEST(FlowControl, ACycleOfPausesIsBrokenByTheStallTimeout) {
+// `n` processes flood each other in a ring (0 -> 1 -> ... -> n-1 -> 0) while none takes anything
+// in (their consumers are busy: the ports stop reading). Each waits for the next: a cycle of
+// pauses, which the stall timeout breaks. Then all go on, and each, once it reads again,
+// accounts for every event: received, or counted in its one DROPPED notice.
+void run_cycle(int n) {
   HubFixture f(flow_options(kShortStall, OverflowPolicy::drop));
   struct Side {
     Recorder rec;
     std::atomic<bool> busy{false};
     std::unique_ptr<Client> client;
   };
-  Side a, b;
-  for (Side* side : {&a, &b}) {
+  std::vector<std::unique_ptr<Side>> sides;
+  for (int i = 0; i < n; ++i) {
+    auto side = std::make_unique<Side>();
     PortCallbacks cb = side->rec.callbacks();
-    cb.backlogged = [side] { return side->busy.load(); };
+    cb.backlogged = [s = side.get()] { return s->busy.load(); };
     ClientOptions opt;
     opt.endpoint = f.hub->endpoint();
     opt.token = f.hub->token();
     side->client = std::make_unique<Client>(std::move(opt), std::move(cb));
     ASSERT_TRUE(side->client->start().ok());
     ASSERT_TRUE(side->rec.wait_connects(1));
+    ASSERT_TRUE(
+        side->client->submit(one(make(Kind::subscribe, "to-" + std::to_string(i), 1))).ok());
+    ASSERT_TRUE(side->rec.wait_reply(1).has_value());
+    sides.push_back(std::move(side));
   }
-  ASSERT_TRUE(a.client->submit(one(make(Kind::subscribe, "to-a", 1))).ok());
-  ASSERT_TRUE(b.client->submit(one(make(Kind::subscribe, "to-b", 1))).ok());
-  ASSERT_TRUE(a.rec.wait_reply(1).has_value());
-  ASSERT_TRUE(b.rec.wait_reply(1).has_value());
-  a.busy = true;
-  b.busy = true;
-  constexpr std::uint64_t kEvents = 300;  // 4.8 MiB each way
+  for (auto& side : sides) side->busy = true;
+  constexpr std::uint64_t kEvents = 300;  // 4.8 MiB each
   const auto start = Clock::now();
-  publish(*a.client, 1, kEvents, on("to-b"));
-  publish(*b.client, 1, kEvents, on("to-a"));
-  // Both paused (each waits for the other), then both stalled: nobody is paused any more.
-  ASSERT_TRUE(eventually([&] { return f.hub->stats().stalls == 2; })) << describe(f.hub->stats());
+  for (int i = 0; i < n; ++i) {
+    publish(*sides[i]->client, 1, kEvents, on("to-" + std::to_string((i + 1) % n)));
+  }
+  // All paused (each waits for the next), then all stalled: nobody is paused any more.
+  ASSERT_TRUE(eventually([&] { return f.hub->stats().stalls == static_cast<std::uint64_t>(n); }))
+      << describe(f.hub->stats());
   ASSERT_TRUE(eventually([&] {
     HubStats s = f.hub->stats();
     return s.paused == 0 && s.parked_bytes == 0;
   })) << describe(f.hub->stats());
   const double broken_after = std::chrono::duration<double>(Clock::now() - start).count();
-  EXPECT_GE(f.hub->stats().pauses, 2u);
-  for (Side* side : {&a, &b}) {
+  EXPECT_GE(f.hub->stats().pauses, static_cast<std::uint64_t>(n));
+  for (auto& side : sides) {
     side->busy = false;
     side->client->resume_reading();
   }
-  for (Side* side : {&a, &b}) {
-    ASSERT_TRUE(side->rec.wait_count(Kind::dropped, 1, 10s)) << describe(f.hub->stats());
-    auto notices = side->rec.of_kind(Kind::dropped);
+  for (int i = 0; i < n; ++i) {
+    Side& side = *sides[i];
+    ASSERT_TRUE(side.rec.wait_count(Kind::dropped, 1, 10s))
+        << "side " << i << "; " << describe(f.hub->stats());
+    auto notices = side.rec.of_kind(Kind::dropped);
     ASSERT_EQ(notices.size(), 1u);
     DroppedNotice notice;
     ASSERT_TRUE(decode_dropped(Slice::copy_of(notices[0].payload), notice).ok());
     // What its publisher sent after the notice (it was still sending when the stall ended) comes
     // after it: wait for all of it.
-    ASSERT_TRUE(side->rec.wait_count(Kind::event, kEvents - notice.count, 10s))
-        << side->rec.count(Kind::event) << " events and " << notice.count << " missed of "
-        << kEvents;
-    auto events = side->rec.of_kind(Kind::event);
+    ASSERT_TRUE(side.rec.wait_count(Kind::event, kEvents - notice.count, 10s))
+        << "side " << i << ": " << side.rec.count(Kind::event) << " events and " << notice.count
+        << " missed of " << kEvents;
+    auto events = side.rec.of_kind(Kind::event);
     EXPECT_EQ(events.size() + notice.count, kEvents);
     // In order, and the events missing from the sequence are exactly the ones it was told of.
     std::uint64_t last = 0, gaps = 0;
@@ -776,15 +780,22 @@ TEST(FlowControl, ACycleOfPausesIsBrokenByTheStallTimeout) {
       last = seq_of(r.payload);
     }
     gaps += kEvents - last;
-    EXPECT_EQ(gaps, notice.count);
+    EXPECT_EQ(gaps, notice.count) << "side " << i;
   }
   std::printf(
-      "[ figure ] the cycle of pauses was broken %.3f s after the floods began (stall "
-      "timeout %lld ms)\n",
-      broken_after, static_cast<long long>(kShortStall.count()));
+      "[ figure ] a cycle of %d pauses was broken %.3f s after the floods began (stall timeout "
+      "%lld ms)\n",
+      n, broken_after, static_cast<long long>(kShortStall.count()));
   expect_flow_baseline(*f.hub);
-  a.client->close();
-  b.client->close();
+  for (auto& side : sides) side->client->close();
+}
+
+TEST(FlowControl, TwoProcessesFloodingEachOtherUnreadAreFreedByTheStallTimeout) {
+  run_cycle(2);
+}
+
+TEST(FlowControl, ThreeProcessesFloodingInACycleUnreadAreFreedByTheStallTimeout) {
+  run_cycle(3);
 }
 
 // --- The hub's own process (the local port) ----------------------------------------------------
