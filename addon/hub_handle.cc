@@ -184,15 +184,24 @@ Napi::Value HubHandle::connect_local(const Napi::CallbackInfo& info) {
           "connectLocal(role, name, onFrames, onState) takes two strings and two functions");
       return env.Undefined();
     }
+    LocalPeerInfo peer;
+    peer.role = info[0].As<Napi::String>().Utf8Value();
+    peer.name = info[1].As<Napi::String>().Utf8Value();
+    // A fifth argument, the grants, makes it an untrusted peer (a page attached by main).
+    if (info.Length() > 4 && info[4].IsObject()) {
+      Grants grants;
+      if (Status s = read_grants(info[4].As<Napi::Object>(), grants); !s.ok()) {
+        throw_status(env, s);
+        return env.Undefined();
+      }
+      peer.grants = std::make_shared<const Grants>(std::move(grants));
+    }
     Delivery<PortSink>* delivery =
         PortHandle::make_delivery(env, info[2].As<Napi::Function>(), info[3].As<Napi::Function>());
     if (delivery == nullptr) {
       throw_error(env, "E_CLOSED", "connectLocal(): this JavaScript environment is shutting down");
       return env.Undefined();
     }
-    LocalPeerInfo peer;
-    peer.role = info[0].As<Napi::String>().Utf8Value();
-    peer.name = info[1].As<Napi::String>().Utf8Value();
     std::unique_ptr<Port> port = hub_->connect_local(peer, PortHandle::callbacks_for(delivery));
     if (!port) {
       delivery->release();

@@ -98,6 +98,31 @@ inline Status read_hub_options(const Napi::Object& o, HubOptions& opt) {
   return {};
 }
 
+// A page's grants: { emit, subscribe, invoke, handle }, each an array of names and 'prefix*'
+// patterns (core/grants.h). A missing list grants nothing.
+inline Status read_grants(const Napi::Object& o, Grants& out) {
+  for (auto [key, list] : {std::pair<const char*, std::vector<std::string>*>{"emit", &out.emit},
+                           {"subscribe", &out.subscribe},
+                           {"invoke", &out.invoke},
+                           {"handle", &out.handle}}) {
+    Napi::Value v = o.Get(key);
+    if (v.IsUndefined() || v.IsNull()) continue;
+    if (!v.IsArray()) {
+      return Status(Errc::invalid_argument, std::string("allow.") + key + " must be an array");
+    }
+    Napi::Array a = v.As<Napi::Array>();
+    for (std::uint32_t i = 0; i < a.Length(); ++i) {
+      Napi::Value item = a.Get(i);
+      if (!item.IsString()) {
+        return Status(Errc::invalid_argument,
+                      std::string("allow.") + key + " must hold strings (names or 'prefix*')");
+      }
+      list->push_back(item.As<Napi::String>().Utf8Value());
+    }
+  }
+  return {};
+}
+
 inline Status read_client_options(const Napi::Object& o, ClientOptions& opt) {
   using namespace detail;
   int max_attempts = -1;

@@ -137,8 +137,9 @@ class Hub::Impl : public std::enable_shared_from_this<Hub::Impl> {
     std::string role;
     std::string name;
     std::uint64_t pid = 0;
-    std::shared_ptr<Connection> conn;  // socket peers
-    std::shared_ptr<LocalLink> local;  // the in-process peer
+    std::shared_ptr<Connection> conn;      // socket peers
+    std::shared_ptr<LocalLink> local;      // the in-process peer
+    std::shared_ptr<const Grants> grants;  // null: everything is allowed (grants.h)
     std::unique_ptr<asio::steady_timer> handshake_timer;
     std::unordered_map<std::uint64_t, std::uint64_t> calls_out;  // caller's id -> hub call id
     std::unordered_set<std::uint64_t> serving;                   // hub call ids sent to this peer
@@ -735,7 +736,42 @@ void Hub::Impl::handshake(Peer& peer, const Slice& body) {
 
 // --- Routing -------------------------------------------------------------------------------
 
+// What `peer`'s grants refuse of `env`, before anything is routed; ok when they allow it or the
+// peer has none. Replies, cancels, unsubscribing and the rest are never refused.
+static Status check_grants(const Grants* grants, const Envelope& env) {
+  if (grants == nullptr) return {};
+  const std::vector<std::string>* list = nullptr;
+  const char* what = "";
+  const char* option = "";
+  switch (env.kind) {
+    case Kind::event:
+      list = &grants->emit, what = "emit", option = "emit";
+      break;
+    case Kind::subscribe:
+      list = &grants->subscribe, what = "subscribe to", option = "subscribe";
+      break;
+    case Kind::invoke:
+      list = &grants->invoke, what = "invoke", option = "invoke";
+      break;
+    case Kind::register_:
+      list = &grants->handle, what = "handle", option = "handle";
+      break;
+    default:
+      return {};
+  }
+  if (granted(*list, env.topic)) return {};
+  return Status(Errc::forbidden, std::string("this peer may not ") + what + " '" + env.topic +
+                                     "': grant it in main with allow: { " + option + ": ['" +
+                                     env.topic +
+                                     "'] } (a pattern such as 'job:*' grants a family)");
+}
+
 bool Hub::Impl::handle(Peer& peer, Envelope& env) {
+  if (Status refused = check_grants(peer.grants.get(), env); !refused.ok()) {
+    // An event has no id to answer: the refusal goes back with id 0 (the peer's bus reports it).
+    ack(peer, env.kind == Kind::event ? 0 : env.id, refused);
+    return true;
+  }
   switch (env.kind) {
     case Kind::event:
       return route_event(peer, env);
@@ -1410,6 +1446,7 @@ std::unique_ptr<Port> Hub::Impl::connect_local(LocalPeerInfo info, PortCallbacks
     peer->role = info.role;
     peer->name = info.name;
     peer->pid = info.pid ? info.pid : static_cast<std::uint64_t>(::getpid());
+    peer->grants = info.grants;
     peer->local = link;
     link->id = peer->id;
     peers_.emplace(peer->id, std::move(peer));

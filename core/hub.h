@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "frame.h"
+#include "grants.h"
 #include "port.h"
 #include "status.h"
 
@@ -160,6 +161,9 @@ struct LocalPeerInfo {
   std::string role = "main";
   std::string name;
   std::uint64_t pid = 0;  // 0: this process
+  // Null: may do everything (the hub's own bus). Else only what these allow (a page attached
+  // through the hub's process); the rest is refused with E_FORBIDDEN (grants.h).
+  std::shared_ptr<const Grants> grants;
 };
 
 class Hub {

@@ -23,6 +23,7 @@ constexpr std::array kNames{
     Name{Errc::connection_lost, "E_CONNECTION_LOST"},
     Name{Errc::slow_consumer, "E_SLOW_CONSUMER"},
     Name{Errc::limit_exceeded, "E_LIMIT"},
+    Name{Errc::forbidden, "E_FORBIDDEN"},
     Name{Errc::offline_queue_full, "E_OFFLINE_QUEUE_FULL"},
     Name{Errc::endpoint_in_use, "E_ENDPOINT_IN_USE"},
     Name{Errc::endpoint_unsafe, "E_ENDPOINT_UNSAFE"},

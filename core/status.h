@@ -28,6 +28,7 @@ enum class Errc : std::uint8_t {
   connection_lost,     // the peer that was to answer went away
   slow_consumer,       // outbound high-water mark exceeded under the disconnect policy
   limit_exceeded,      // a configured per-peer limit (subscriptions, pending invokes...)
+  forbidden,           // not in the peer's grants (a page's emit, subscribe, invoke or handle)
   offline_queue_full,  // client: too many events waiting for a reconnect
   // Endpoint and I/O.
   endpoint_in_use,   // another hub is live on this endpoint

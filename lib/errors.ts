@@ -71,6 +71,16 @@ export class BufferFullError extends SwitchboardError {
   }
 }
 
+/**
+ * A peer attached with grants (a page) tried to emit, subscribe to, invoke or serve a name its
+ * grants do not list. Nothing was delivered; the message says how main grants it.
+ */
+export class ForbiddenError extends SwitchboardError {
+  constructor(message: string) {
+    super('E_FORBIDDEN', message);
+  }
+}
+
 /** One failed check of a schema: its message and where in the value (`'items[2].id'`, '' at the top). */
 export interface ValidationIssue {
   message: string;
@@ -166,7 +176,7 @@ export class RemoteError extends SwitchboardError {
     this.stack = [
       header,
       ...remoteFrames,
-      `    --- invoke('${handlerName}') in pid ${process.pid} ---`,
+      `    --- invoke('${handlerName}') in pid ${(globalThis as { process?: { pid?: number } }).process?.pid ?? 0} ---`,
       ...localFrames,
     ].join('\n');
   }
@@ -218,6 +228,7 @@ const byCode: Record<string, new (message: string) => SwitchboardError> = {
   E_LIMIT: LimitError,
   E_BUFFER_FULL: BufferFullError,
   E_VALIDATION: ValidationError,
+  E_FORBIDDEN: ForbiddenError,
 };
 
 /** Turns a code from the core or the addon into its typed error. */

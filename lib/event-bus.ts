@@ -11,7 +11,7 @@
 import { ByteWriter } from './bytes.js';
 import { Deadlines, type DeadlineEntry, type DeadlineList } from './deadlines.js';
 import { beginBatch, CodecError, DEFAULT_DECODE_LIMITS, type DecodeLimits, decode, encodeValue, endBatch } from './codec.js';
-import { detectProcess, type ProcessKind } from './detect.js';
+import type { ProcessKind } from './detect.js';
 import {
   AbortError,
   BufferFullError,
@@ -29,7 +29,9 @@ import {
   fromNative,
 } from './errors.js';
 import { checkSchema, validate, type StandardSchema } from './schema.js';
-import { native, type NativeHub, type NativePort, type NativePortState } from './native.js';
+import { isPortLike, listen, MessagePortLink, type PortLike } from './message-port-link.js';
+import type { NativeGrants, NativeHub, NativePort, NativePortState } from './native.js';
+import { pid, platform } from './platform.js';
 import { beginFrame, endFrame, Flag, Kind, readFrames, type Envelope } from './wire.js';
 // The public types are declared once, in types/index.d.ts.
 import type { ConnectionState, EventBusOptions, PeerInfo } from '../types/index.js';
@@ -87,14 +89,16 @@ function withCallSite(failure: unknown): never {
 function remoteError(failure: RemoteFailure, below: Function): RemoteError {
   const site: { stack?: string } = {};
   Error.captureStackTrace(site, below);
-  const o = failure.original as { code?: unknown; name?: unknown; message?: unknown; issues?: unknown } | null;
-  if (o !== null && typeof o === 'object' && o.code === 'E_VALIDATION' && o.name === 'ValidationError') {
+  const o = failure.original as { [SCHEMA_MARK]?: unknown; name?: unknown; message?: unknown; issues?: unknown } | null;
+  // Marked by the callee's schema check (handle()'s options), so that a user's own error class
+  // that happens to be named ValidationError stays a RemoteError.
+  if (o !== null && typeof o === 'object' && o[SCHEMA_MARK] === true && o.name === 'ValidationError') {
     // The callee's schema refused the request: the caller gets the same typed error.
     const issues = Array.isArray(o.issues)
       ? o.issues.map((i: any) => ({ message: String(i?.message ?? ''), path: String(i?.path ?? '') }))
       : [];
     const error = new ValidationError(String(o.message ?? ''), issues, failure.remote);
-    error.stack = `ValidationError: ${error.message}\n    --- invoke('${failure.name}') in pid ${process.pid} ---\n${(site.stack ?? '')
+    error.stack = `ValidationError: ${error.message}\n    --- invoke('${failure.name}') in pid ${pid()} ---\n${(site.stack ?? '')
       .split('\n')
       .filter((l) => /^\s+at /.test(l))
       .join('\n')}`;
@@ -104,6 +108,16 @@ function remoteError(failure: RemoteFailure, below: Function): RemoteError {
 }
 
 type Listening = AnyListener & { original?: AnyListener };
+
+/** The own property that marks a schema's ValidationError on its way to the caller. */
+const SCHEMA_MARK = 'switchboardSchema';
+
+function markSchema(err: unknown): never {
+  if (err instanceof ValidationError) {
+    Object.defineProperty(err, SCHEMA_MARK, { value: true, enumerable: true, configurable: true });
+  }
+  throw err;
+}
 
 /** Aborts a served call's signal (made now, or when the handler first reads it). */
 let abortServed: (ctx: ServeContext, reason: unknown) => void;
@@ -165,10 +179,10 @@ function checkName(what: string, name: unknown): asserts name is string {
   if (typeof name !== 'string' || name.length === 0) {
     throw new InvalidArgumentError(`Expected the ${what} to be a non-empty string, got ${describe(name)}`);
   }
-  const bytes = name.length > 341 ? Buffer.byteLength(name) : name.length * 3; // 3 bytes/unit at most
-  if (bytes > 1024 && Buffer.byteLength(name) > 1024) {
+  const bytes = name.length > 341 ? utf8Length(name) : name.length * 3; // 3 bytes/unit at most
+  if (bytes > 1024 && utf8Length(name) > 1024) {
     throw new InvalidArgumentError(
-      `The ${what} '${name.slice(0, 40)}...' is ${Buffer.byteLength(name)} bytes in UTF-8; the limit is 1024`,
+      `The ${what} '${name.slice(0, 40)}...' is ${utf8Length(name)} bytes in UTF-8; the limit is 1024`,
     );
   }
 }
@@ -216,6 +230,50 @@ function checkPositive(name: string, v: unknown, allowZero = false): number | un
   return v;
 }
 
+/** attachPort()'s `allow`: four optional lists of names and 'prefix*' patterns. */
+function checkAllow(allow: unknown): NativeGrants {
+  if (allow === undefined) return {};
+  if (allow === null || typeof allow !== 'object') {
+    throw new InvalidArgumentError(`Expected "allow" to be an object such as { emit: ['job:*'] }, got ${describe(allow)}`);
+  }
+  const out: NativeGrants = {};
+  for (const key of ['emit', 'subscribe', 'invoke', 'handle'] as const) {
+    const list = (allow as Record<string, unknown>)[key];
+    if (list === undefined) continue;
+    if (!Array.isArray(list) || !list.every((n) => typeof n === 'string' && n.length > 0)) {
+      throw new InvalidArgumentError(`Expected "allow.${key}" to be an array of names or 'prefix*' patterns`);
+    }
+    out[key] = [...list];
+  }
+  for (const key of Object.keys(allow)) {
+    if (!['emit', 'subscribe', 'invoke', 'handle'].includes(key)) {
+      throw new InvalidArgumentError(`Unknown grant "allow.${key}": grants are emit, subscribe, invoke and handle`);
+    }
+  }
+  return out;
+}
+
+/** UTF-8 length of a string, without Node's Buffer (the page build has none). */
+function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
+}
+
+/** A copy of raw payload bytes: a Buffer in Node.js, as before; a Uint8Array in a page. */
+function copyBytes(bytes: Uint8Array): Uint8Array {
+  const B = (globalThis as { Buffer?: { from(b: Uint8Array): Uint8Array } }).Buffer;
+  return B ? B.from(bytes) : bytes.slice();
+}
+
 function matches(pattern: string, topic: string): boolean {
   return pattern.endsWith('*') ? topic.startsWith(pattern.slice(0, -1)) : pattern === topic;
 }
@@ -259,6 +317,8 @@ export class EventBus {
   #drainNotified = false; // the port was asked to tell when it drains
   #drainWaiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> = [];
   #dropped = 0;
+  // Ports attached by attachPort(), each with the function that detaches it.
+  #attached = new Set<() => void>();
   #handlers = new Map<string, Handler>();
   // Served calls whose handler has not answered yet (it returned a promise); a handler that
   // answers synchronously is never entered here, but close() from inside it still aborts its
@@ -325,13 +385,31 @@ export class EventBus {
       });
     }
 
-    this.#kind = detectProcess();
-    this.name = options.name ?? (process.title || `pid-${process.pid}`);
-    const binding = native();
+    this.#kind = platform().detectProcess();
+    const proc = (globalThis as { process?: { title?: string; env?: Record<string, string | undefined> } }).process;
+    this.name = options.name ?? (proc?.title || (this.#kind === 'renderer' ? 'page' : `pid-${pid()}`));
+    const onFrames = (frames: Buffer) => this.#onFrames(frames);
+    const onState = (state: NativePortState, code: string, message: string) => this.#onState(state, code, message);
+    if (options.port !== undefined) {
+      // A bus over a MessagePort whose other end main attached (attachPort): no socket, no
+      // endpoint, nothing native.
+      if (!isPortLike(options.port)) {
+        throw new InvalidArgumentError(`Expected the "port" option to be a MessagePort, got ${describe(options.port)}`);
+      }
+      if (role === 'hub') throw new InvalidArgumentError('A bus over a "port" is a client of the hub in main, not a hub');
+      this.role = 'client';
+      this.#endpoint = '';
+      this.#token = '';
+      this.#port = new MessagePortLink(options.port as PortLike, onFrames, onState);
+      this.#self = { id: 0, role: this.#kind, name: this.name, pid: pid() };
+      this.#updateRef(); // held until ready
+      return;
+    }
+    const binding = platform().native();
 
     // Who are we? An explicit role wins; 'auto' follows DESIGN.md's table.
-    let endpoint = options.endpoint ?? process.env[ENV_ENDPOINT];
-    let token = options.token ?? process.env[ENV_TOKEN];
+    let endpoint = options.endpoint ?? proc?.env?.[ENV_ENDPOINT];
+    let token = options.token ?? proc?.env?.[ENV_TOKEN];
     let resolved: 'hub' | 'client';
     if (role !== 'auto') {
       resolved = role;
@@ -361,8 +439,6 @@ export class EventBus {
     }
     this.role = resolved;
 
-    const onFrames = (frames: Buffer) => this.#onFrames(frames);
-    const onState = (state: NativePortState, code: string, message: string) => this.#onState(state, code, message);
     try {
       if (resolved === 'hub') {
         this.#hub = binding.startHub(
@@ -427,7 +503,7 @@ export class EventBus {
       this.#hub?.close();
       throw fromNative(err);
     }
-    this.#self = { id: 0, role: this.#kind, name: this.name, pid: process.pid };
+    this.#self = { id: 0, role: this.#kind, name: this.name, pid: pid() };
     this.#updateRef(); // held until ready
   }
 
@@ -449,6 +525,7 @@ export class EventBus {
     this.#deadlines.stop();
     for (const call of this.#localCalls) call.fail(new ClosedError('the bus was closed before the reply arrived'));
     this.#abortServing(new ClosedError('the bus was closed'));
+    for (const detach of [...this.#attached]) detach();
     this.#port.close();
     this.#hub?.close();
     this.#setState('closed', '', '');
@@ -475,6 +552,9 @@ export class EventBus {
 
   childEnv(): Record<string, string> {
     this.#assertOpen();
+    if (!this.#endpoint) {
+      throw new InvalidArgumentError('This bus runs over a MessagePort: it has no endpoint to hand on; call childEnv() on the hub or a socket client');
+    }
     return { [ENV_ENDPOINT]: this.#endpoint, [ENV_TOKEN]: this.#token };
   }
 
@@ -526,6 +606,68 @@ export class EventBus {
         peakQueuedBytes: hub.peakQueuedBytes,
       },
     };
+  }
+
+  /**
+   * Makes a MessagePort-like object (Electron's MessagePortMain, a web or worker_threads
+   * MessagePort) one peer of this hub: a page, an iframe, a worker. Its other end runs
+   * `new EventBus({ port })`. The peer may do only what `allow` grants (nothing by default); the
+   * hub refuses the rest with ForbiddenError. Frames cross as bytes: main's thread never decodes
+   * the page's payloads. Returns a function that detaches it (its subscriptions are freed, its
+   * calls fail on both sides with ConnectionLostError); closing the port does the same.
+   */
+  attachPort(port: unknown, options: { name?: string; role?: string; allow?: NativeGrants } = {}): () => void {
+    this.#assertOpen();
+    if (!this.#hub) {
+      throw new InvalidArgumentError(
+        "attachPort() needs the hub: call it on the bus of the process that owns the hub (Electron main, role 'hub')",
+      );
+    }
+    if (!isPortLike(port)) throw new InvalidArgumentError(`attachPort() takes a MessagePort, got ${describe(port)}`);
+    if (options === null || typeof options !== 'object') {
+      throw new InvalidArgumentError(`Expected the attachPort options to be an object, got ${describe(options)}`);
+    }
+    const grants = checkAllow(options.allow);
+    const name = options.name ?? 'page';
+    checkName('"name" option', name);
+    const role = options.role ?? 'renderer';
+    checkName('"role" option', role);
+    let peer: NativePort | undefined;
+    let welcomed = false;
+    let detached = false;
+    const detach = (): void => {
+      if (detached) return;
+      detached = true;
+      this.#attached.delete(detach);
+      peer?.close();
+      port.close?.();
+    };
+    const onState = (state: NativePortState): void => {
+      if (state === 'connected' && peer && !welcomed && !detached) {
+        welcomed = true;
+        port.postMessage({ switchboard: 1, type: 'welcome', peerId: peer.peerId() });
+      } else if (state === 'closed') {
+        detach();
+      }
+    };
+    // Each delivery is a fresh buffer the addon never touches again: it is posted as it is.
+    peer = this.#hub.connectLocal(role, name, (frames) => !detached && port.postMessage(frames), onState, grants);
+    this.#attached.add(detach);
+    listen(
+      port,
+      (data) => {
+        if (detached || !(data instanceof Uint8Array)) return;
+        try {
+          peer!.submit(data);
+        } catch (err) {
+          // Bytes that are not whole frames: that peer is gone, and main goes on.
+          detach();
+          if (this.#errorListeners.size > 0) this.#reportError(fromNative(err) as Error);
+        }
+      },
+      detach,
+    );
+    return detach;
   }
 
   // --- Events ------------------------------------------------------------------------------
@@ -679,8 +821,13 @@ export class EventBus {
       const serve = handler;
       // The request is checked here, in the callee: a refusal reaches the caller as ValidationError.
       handler = (req, ctx) => {
-        const value = validate(schema, req, `invoke('${name}') request`);
-        return isThenable(value) ? (value as Promise<unknown>).then((v) => serve(v, ctx)) : serve(value, ctx);
+        let value: unknown;
+        try {
+          value = validate(schema, req, `invoke('${name}') request`);
+        } catch (err) {
+          markSchema(err);
+        }
+        return isThenable(value) ? (value as Promise<unknown>).then((v) => serve(v, ctx), markSchema) : serve(value, ctx);
       };
     }
     if (this.#handlers.has(name)) {
@@ -873,7 +1020,7 @@ export class EventBus {
     this.#needDrain = false;
     this.#updateRef();
     // Asynchronously, as a stream's 'drain': never from inside the emit() or flush that caused it.
-    setImmediate(() => this.#emitDrain());
+    setTimeout(() => this.#emitDrain(), 0);
   }
 
   /** The port says its buffer fell to the mark. */
@@ -1020,7 +1167,7 @@ export class EventBus {
 
   /** `what` of `name` names the payload in an error message, built only on failure. */
   #decodePayload(env: Envelope, what: string, name: string): unknown {
-    if (env.flags & Flag.rawPayload) return Buffer.from(env.payload);
+    if (env.flags & Flag.rawPayload) return copyBytes(env.payload);
     if (env.payload.length === 0) return undefined;
     try {
       return decode(env.payload, this.#decodeLimits);

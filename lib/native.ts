@@ -109,8 +109,11 @@ export interface NativeHubOptions {
 export interface NativeHub {
   readonly endpoint: string;
   readonly token: string;
-  /** Joins this process to its own hub without a socket. */
-  connectLocal(role: string, name: string, onFrames: OnFrames, onState: OnState): NativePort;
+  /**
+   * Joins this process to its own hub without a socket. With `grants`, the peer may do only
+   * what they list (a page attached by main; core/grants.h).
+   */
+  connectLocal(role: string, name: string, onFrames: OnFrames, onState: OnState, grants?: NativeGrants): NativePort;
   /**
    * Begins accepting connections (after acceptAtStart: false). What a local port submitted
    * before this call is routed before the first peer is accepted. Idempotent; a no-op once closed.
@@ -120,6 +123,13 @@ export interface NativeHub {
   close(): void;
   ref(): void;
   unref(): void;
+}
+
+export interface NativeGrants {
+  emit?: string[];
+  subscribe?: string[];
+  invoke?: string[];
+  handle?: string[];
 }
 
 export interface NativeClientOptions {

@@ -48,9 +48,29 @@ export interface ConnectionEvent {
   message: string;
 }
 
+/** Any MessagePort: Electron's MessagePortMain, a web MessagePort, a worker_threads MessagePort. */
+export interface MessagePortLike {
+  postMessage(message: any, transfer?: any[]): void;
+  start?(): void;
+  close?(): void;
+}
+
+/** What a page attached by main may do: names and 'prefix*' patterns. Nothing by default. */
+export interface Grants {
+  emit?: string[];
+  subscribe?: string[];
+  invoke?: string[];
+  handle?: string[];
+}
+
 export interface EventBusOptions {
   /** Shown to other peers and in stats. Default: the process title. */
   name?: string;
+  /**
+   * Joins over a MessagePort whose other end main attached with attachPort() (a page, an
+   * iframe, a web or worker thread), instead of a socket.
+   */
+  port?: MessagePortLike;
   /** 'auto' (default): hub in Electron main, client wherever an endpoint is known. */
   role?: 'auto' | 'hub' | 'client';
   /** The hub's socket path. A hub listens there; a client connects there. */
@@ -270,6 +290,12 @@ export declare class EventBus<
     ...args: InvokeArgs<Req<Handlers[K]>>
   ): Promise<Res<Handlers[K]>>;
 
+  /**
+   * Hub only: makes a MessagePort a peer of this hub (its other end runs `new EventBus({ port })`),
+   * allowed only what `allow` grants. Returns a function that detaches it.
+   */
+  attachPort(port: MessagePortLike, options?: { name?: string; role?: string; allow?: Grants }): () => void;
+
   /** Environment entries that let a process this one spawns join the bus. */
   childEnv(): Record<string, string>;
   stats(): BusStats;
@@ -320,6 +346,10 @@ export declare class ValidationError extends SwitchboardError {
   readonly path: string;
   remote?: PeerInfo;
   constructor(message: string, issues?: ValidationIssue[], remote?: PeerInfo);
+}
+/** A page tried what its grants do not allow (code E_FORBIDDEN); nothing was delivered. */
+export declare class ForbiddenError extends SwitchboardError {
+  constructor(message: string);
 }
 /** emit() would pass `outbound.maxBytes` (code E_BUFFER_FULL); that event was not sent. */
 export declare class BufferFullError extends SwitchboardError {

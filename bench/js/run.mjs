@@ -4,7 +4,7 @@
 //   npm run bench                          the full suite: 3 repetitions, interleaved
 //   npm run bench -- --quick               smoke run (~1–2 min): small N, 1 repetition
 //   node bench/js/run.mjs [--reps N] [--only key,key] [--scenarios s1,s5b] [--name NAME]
-//                         [--events N] [--calls N] [--hwm BYTES] [--no-limit]
+//                         [--events N] [--calls N] [--hwm BYTES] [--no-limit] [--baseline-tree DIR]
 //   node bench/js/run.mjs --profile [--scenario s3] [--contender KEY]   under --cpu-prof (JS self time)
 //   node bench/js/run.mjs --perf [--scenario s2] [--contender KEY]   under `perf record`
 //
@@ -15,6 +15,9 @@
 // Every (contender, scenario, repetition) runs in fresh processes; repetitions interleave the
 // contenders; figures are medians with the min–max spread. Lost, reordered or corrupt events
 // fail the run; a missed target never does. Results: bench/results/<name>.json and suite.svg.
+// --baseline-tree DIR adds the contender 'switchboard-before': this switchboard.mjs on another
+// checkout's build (DIR/dist and DIR/build-rel/addon/switchboard.node, built as in
+// docs/PERFORMANCE.md), to measure a change before and after in one interleaved run.
 import { fork, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, mkdirSync, writeFileSync, readdirSync, readFileSync, existsSync, statSync } from 'node:fs';
 import { tmpdir, cpus, totalmem, release, loadavg } from 'node:os';
@@ -58,13 +61,18 @@ const config = {
   // S5b stops watching after two busy/idle cycles: a JavaScript relay moves events only in the
   // 100 ms idle slices, and 200,000 events would take minutes through some of them.
   s5bWindowMs: 4200,
-  // The hub's per-peer high-water mark. A 200,000-event burst is ~17 MB on the wire, over the
-  // default 8 MiB, so with the default the hub may drop events by design (DESIGN.md: "a burst
-  // that fits under the mark is never dropped"). The other contenders are lossless (flow
-  // control), so Switchboard gets a mark that holds the whole burst (and S4's 256 MiB), as
-  // bench/core_bench.cc does. `--hwm 0` keeps the library's default.
-  hubHighWaterMark: Number(option('--hwm', 1024 * 1024 * 1024)) || undefined,
+  // The hub's per-peer high-water mark: 0 (the default) keeps the library's default, 8 MiB. Since
+  // issue 11 the hub pauses publishers whose receivers are over the mark instead of dropping
+  // events, and the senders honour emit() === false / drained() as the other contenders honour
+  // their sockets' back-pressure, so no raised mark is needed for a lossless run. `--hwm BYTES`
+  // still sets one (the suite before issue 11 ran with 1 GiB to hold a whole burst).
+  hubHighWaterMark: Number(option('--hwm', 0)) || undefined,
+  // A checkout to measure as 'switchboard-before' (see the top of this file).
+  baselineTree: option('--baseline-tree', '') ? path.resolve(option('--baseline-tree', '')) : null,
 };
+// The mark 'switchboard-before' runs with: the code before issue 11 dropped events over the mark,
+// so, as the suite then did, it gets one that holds a whole burst (S4's 256 MiB included).
+const BASELINE_HWM = 1024 * 1024 * 1024;
 
 const ALL = ['s1', 's2', 's3', 's4', 's5', 's5b', 's6'];
 const SCENARIO = {
@@ -89,6 +97,21 @@ const CONTENDERS = [
     scenarios: ['s1', 's2', 's3', 's4', 's6'],
     na: { s5: 'hub not in A; its S1 is this topology', s5b: 'hub not in A' },
   },
+  ...(config.baselineTree
+    ? [
+        {
+          key: 'switchboard-before',
+          label: `Switchboard before (${path.basename(config.baselineTree)}, hwm 1 GiB)`,
+          script: script('switchboard.mjs'),
+          scenarios: ALL,
+          hubHighWaterMark: BASELINE_HWM,
+          env: {
+            SWITCHBOARD_NATIVE: path.join(config.baselineTree, 'build-rel', 'addon', 'switchboard.node'),
+            BENCH_SWITCHBOARD_DIST: path.join(config.baselineTree, 'dist'),
+          },
+        },
+      ]
+    : []),
   { key: 'ndjson', label: 'net + NDJSON, JS relay', script: script('net-ndjson.mjs'), scenarios: ALL },
   { key: 'fork', label: "fork, serialization 'advanced'", script: script('fork-advanced.mjs'), viaA: true, scenarios: ALL },
   { key: 'msgpackr', label: 'net + msgpackr, JS relay', script: script('net-msgpackr.mjs'), argv: ['standard'], scenarios: ALL },
@@ -221,13 +244,14 @@ async function runOnce(c, scenario, execArgv = [], hooks = {}) {
   const isEvents = scenario !== 's2' && scenario !== 's3';
   const children = [];
   const spawn = (role, env) => {
-    const child = start(c.script, [role, scenario, String(n), ...(c.argv ?? [])], { BENCH_DIR: dir, ...env }, execArgv);
+    const child = start(c.script, [role, scenario, String(n), ...(c.argv ?? [])], { BENCH_DIR: dir, ...c.env, ...env }, execArgv);
     child.role = role;
     children.push(child);
     return child;
   };
   try {
-    const hwm = config.hubHighWaterMark ? { BENCH_HWM: String(config.hubHighWaterMark) } : {};
+    const hwmBytes = c.hubHighWaterMark ?? config.hubHighWaterMark;
+    const hwm = hwmBytes ? { BENCH_HWM: String(hwmBytes) } : {};
     let hub = null;
     let hubEnv = {};
     if (c.hubProcess) {
@@ -346,6 +370,8 @@ async function runOnce(c, scenario, execArgv = [], hooks = {}) {
     const hubStats = (hub ? after[children.indexOf(hub)] : after[children.indexOf(a)]).stats?.hub;
     if (hubStats) {
       result.hubDropped = hubStats.eventsDropped;
+      // Flow control at work (issue 11; absent before it): publishers paused, peers stalled.
+      if (hubStats.pauses !== undefined) Object.assign(result, { hubPauses: hubStats.pauses, hubStalls: hubStats.stalls, hubPeakQueuedMiB: hubStats.peakQueuedBytes / 2 ** 20 });
       if (hubStats.eventsDropped) throw new Error(`the hub dropped ${hubStats.eventsDropped} events`);
     }
     const aStats = after[children.indexOf(a)].stats;
@@ -443,6 +469,27 @@ function machine() {
       }),
     ),
     loadavgAtStart: loadavg().map((x) => +x.toFixed(2)),
+    ...(config.baselineTree ? { baseline: baselineInfo(config.baselineTree) } : {}),
+  };
+}
+
+/** What 'switchboard-before' measured: the tree's commit, its addon and its compiled bus. */
+function baselineInfo(tree) {
+  const addon = path.join(tree, 'build-rel', 'addon', 'switchboard.node');
+  for (const f of [addon, path.join(tree, 'dist', 'esm', 'index.js')]) {
+    if (!existsSync(f)) throw new Error(`--baseline-tree: ${f} is missing (build the tree as docs/PERFORMANCE.md says)`);
+  }
+  let commit = null;
+  try {
+    commit = execFileSync('git', ['-C', tree, 'rev-parse', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {}
+  return {
+    tree,
+    commit,
+    addon,
+    addonBuilt: statSync(addon).mtime.toISOString(),
+    hubHighWaterMark: BASELINE_HWM,
+    dist: Object.fromEntries(['event-bus.js'].map((f) => [f, createHash('sha256').update(readFileSync(path.join(tree, 'dist', 'esm', f))).digest('hex').slice(0, 12)])),
   };
 }
 
@@ -651,6 +698,8 @@ async function main() {
     `Switchboard benchmark suite — ${info.cpus} CPUs, Node ${info.node}, msgpackr ${info.msgpackr}, zeromq ${info.zeromq}\n` +
       `addon ${info.addon} (${info.addonBuildType || 'unknown build type'}); load average ${info.loadavgAtStart.join(' ')}`,
   );
+  if (info.baseline) console.log(`switchboard-before: ${info.baseline.tree} at ${info.baseline.commit?.slice(0, 7) ?? '?'}, hub mark ${BASELINE_HWM} bytes`);
+  console.log(`switchboard: hub mark ${config.hubHighWaterMark ?? 'the library default (8 MiB)'}`);
   console.log(`N: ${ALL.map((s) => `${s.toUpperCase()} ${config.n[s]}`).join(', ')}; ${config.reps} repetition(s)${quick ? ' [quick]' : ''}\n`);
   for (const u of unavailable) console.log(`  ${u.key} is UNAVAILABLE here and not counted: ${u.why}`);
 

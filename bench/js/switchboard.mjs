@@ -10,10 +10,21 @@
 // subscribing or registering, and since the hub handles one peer's frames in order, the reply
 // proves that the subscription (or handler) is in place.
 //
-// The hub's highWaterMark comes from BENCH_HWM: the orchestrator raises it so that a burst is
-// never dropped (the other contenders are lossless); a run that loses events fails.
-import { EventBus } from '../../dist/esm/index.js';
+// The senders honour flow control (issue 11) as a Node.js stream writer does: an emit() that
+// returns false sets a flag, and `flow()` (called by common.mjs between chunks) then returns
+// bus.drained(), so the next chunk waits until the bus's outbound buffer is back at its mark.
+// The hub runs with the library's default marks unless BENCH_HWM says otherwise; a run that
+// loses events fails.
+//
+// BENCH_SWITCHBOARD_DIST (a dist/ directory) loads another build of the library, e.g. an older
+// tree's for run.mjs's 'switchboard-before' (with SWITCHBOARD_NATIVE naming that tree's addon).
+// Its emit() may return nothing (before issue 11): only `=== false` counts as a full buffer.
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { control, send, maxRssKiB, runRole } from './common.mjs';
+
+const dist = process.env.BENCH_SWITCHBOARD_DIST;
+const { EventBus } = await import(dist ? pathToFileURL(path.resolve(dist, 'esm', 'index.js')).href : '../../dist/esm/index.js');
 
 const [role, scenario, nArg] = process.argv.slice(2);
 
@@ -44,13 +55,35 @@ async function startClient(name, env) {
   return bus;
 }
 
+/**
+ * emit() and flow() for the sender's loop: emit stays one call and a compare; flow() waits only
+ * after an emit() said false since the last flow() (drained() resolves at once if the buffer has
+ * fallen back to the mark meanwhile).
+ */
+function sender(bus) {
+  let full = false;
+  return {
+    emit: (topic, value) => {
+      if (bus.emit(topic, value) === false) full = true;
+    },
+    flow:
+      typeof bus.drained === 'function'
+        ? () => {
+            if (!full) return undefined;
+            full = false;
+            return bus.drained();
+          }
+        : undefined,
+  };
+}
+
 const transport = {
   async serve() {
     const hubEnv = process.env.BENCH_HUB_ENV ? JSON.parse(process.env.BENCH_HUB_ENV) : null;
     const bus = hubEnv ? await startClient('bench-a', hubEnv) : await startHub();
     return {
       info: hubEnv ?? bus.childEnv(),
-      emit: (topic, value) => bus.emit(topic, value),
+      ...sender(bus),
       invoke: (method, req) => bus.invoke(method, req),
       stats: () => bus.stats(),
     };
@@ -66,7 +99,7 @@ const transport = {
         bus.handle(method, fn);
         await fence(bus);
       },
-      emit: (topic, value) => bus.emit(topic, value),
+      ...sender(bus),
       stats: () => bus.stats(),
     };
   },

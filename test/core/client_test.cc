@@ -131,7 +131,7 @@ TEST(Client, EventsEmittedWhileDisconnectedArriveAfterReconnect) {
   hub = std::make_unique<Hub>(fixed(dir));
   ASSERT_TRUE(hub->start().ok());
   Recorder local_rec;
-  auto local = hub->connect_local({"main", "main", 0}, local_rec.callbacks());
+  auto local = hub->connect_local({"main", "main", 0, nullptr}, local_rec.callbacks());
   std::vector<Envelope> sub;
   sub.push_back(make(Kind::subscribe, "queued", 1));
   ASSERT_TRUE(local->submit(std::move(sub)).ok());

@@ -815,7 +815,7 @@ TEST(FlowControl, TheLocalPortAsPublisherBuffersWhilePausedAndIsToldWhenDrained)
       outbound_at_drain = local ? local->outbound_bytes() : 0;
     });
   };
-  local = f.hub->connect_local({"main", "main", 0}, std::move(cb));
+  local = f.hub->connect_local({"main", "main", 0, nullptr}, std::move(cb));
   ASSERT_TRUE(local);
   EXPECT_EQ(local->outbound_bytes(), 0u);
 
@@ -861,7 +861,7 @@ TEST(FlowControl, TheLocalPortAsReceiverPausesPublishersWhileItsConsumerIsBacklo
   PortCallbacks cb = rec.callbacks();
   std::atomic<std::size_t> backlog{0};
   cb.backlog_bytes = [&backlog] { return backlog.load(); };
-  auto local = f.hub->connect_local({"main", "main", 0}, std::move(cb));
+  auto local = f.hub->connect_local({"main", "main", 0, nullptr}, std::move(cb));
   ASSERT_TRUE(local);
   ASSERT_TRUE(local->submit(one(make(Kind::subscribe, "t", 1))).ok());
   ASSERT_TRUE(rec.wait_reply(1).has_value());
@@ -900,7 +900,7 @@ TEST(FlowControl, TheLocalPortAsAStalledReceiverIsToldWhatItMissed) {
   std::atomic<std::uint64_t> consumed{0};
   cb.backlog_bytes = [&backlog] { return backlog.load(); };
   cb.consumed_bytes = [&consumed] { return consumed.load(); };
-  auto local = f.hub->connect_local({"main", "main", 0}, std::move(cb));
+  auto local = f.hub->connect_local({"main", "main", 0, nullptr}, std::move(cb));
   ASSERT_TRUE(local);
   ASSERT_TRUE(local->submit(one(make(Kind::subscribe, "t", 1))).ok());
   ASSERT_TRUE(rec.wait_reply(1).has_value());
@@ -944,7 +944,7 @@ TEST(FlowControl, TheLocalPortIsNeverDisconnectedForStalling) {
   std::atomic<std::size_t> backlog{0};
   cb.backlog_bytes = [&backlog] { return backlog.load(); };
   cb.consumed_bytes = [] { return std::uint64_t{0}; };
-  auto local = f.hub->connect_local({"main", "main", 0}, std::move(cb));
+  auto local = f.hub->connect_local({"main", "main", 0, nullptr}, std::move(cb));
   ASSERT_TRUE(local);
   ASSERT_TRUE(local->submit(one(make(Kind::subscribe, "t", 1))).ok());
   ASSERT_TRUE(rec.wait_reply(1).has_value());

@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
       }
     }
   };
-  auto port = hub.connect_local(sb::LocalPeerInfo{"main", "hub_peer", 0}, std::move(cb));
+  auto port = hub.connect_local(sb::LocalPeerInfo{"main", "hub_peer", 0, nullptr}, std::move(cb));
   if (!port) return 5;
   sb::Envelope reg;
   reg.kind = sb::Kind::register_;

@@ -647,7 +647,7 @@ TEST(Batching, ManyFramesLeaveInEachWritevUnderLoad) {
 TEST(LocalPeer, TheHubsOwnProcessJoinsWithoutASocket) {
   HubFixture f;
   Recorder local_rec;
-  auto local = f.hub->connect_local({"main", "main", 0}, local_rec.callbacks());
+  auto local = f.hub->connect_local({"main", "main", 0, nullptr}, local_rec.callbacks());
   ASSERT_NE(local, nullptr);
   EXPECT_NE(local->peer_id(), 0u);
   TestClient remote(*f.hub);
@@ -679,7 +679,7 @@ TEST(LocalPeer, AnOversizeInvokeFailsAtOnceInsteadOfReachingSocketPeers) {
   TestClient remote(*f.hub);
   ASSERT_EQ(remote.request(Kind::register_, "svc")->kind, Kind::result);
   Recorder local_rec;
-  auto local = f.hub->connect_local({"main", "main", 0}, local_rec.callbacks());
+  auto local = f.hub->connect_local({"main", "main", 0, nullptr}, local_rec.callbacks());
   std::vector<Envelope> batch;
   batch.push_back(make(Kind::invoke, "svc", 9, std::string(4096, 'q')));
   ASSERT_TRUE(local->submit(std::move(batch)).ok());
@@ -712,7 +712,7 @@ TEST(LocalPeer, WithAcceptDeferredAKnockingClientFindsTheOwnerSetUp) {
   Hub hub(opt);
   ASSERT_TRUE(hub.start().ok());
   Recorder owner;
-  auto local = hub.connect_local({"main", "main", 0}, owner.callbacks());
+  auto local = hub.connect_local({"main", "main", 0, nullptr}, owner.callbacks());
   ASSERT_NE(local, nullptr);
   std::vector<Envelope> setup;
   setup.push_back(make(Kind::subscribe, "early", 1));
@@ -745,7 +745,7 @@ TEST(LocalPeer, ABatchIsRoutedAndWrittenOnTheSubmittingThread) {
   TestClient sub(*f.hub);
   sub.subscribe("now");
   Recorder local_rec;
-  auto local = f.hub->connect_local({"main", "main", 0}, local_rec.callbacks());
+  auto local = f.hub->connect_local({"main", "main", 0, nullptr}, local_rec.callbacks());
   const std::uint64_t before = f.hub->stats().direct_writes;
   std::vector<Envelope> batch;
   for (int i = 0; i < 10; ++i) batch.push_back(make(Kind::event, "now", 0, std::to_string(i)));
@@ -764,7 +764,7 @@ TEST(LocalPeer, ABatchNeverOvertakesOneThatWaitsForTheIoThread) {
   sub.subscribe("order");
   TestClient poker(*f.hub);
   Recorder local_rec;
-  auto local = f.hub->connect_local({"main", "main", 0}, local_rec.callbacks());
+  auto local = f.hub->connect_local({"main", "main", 0, nullptr}, local_rec.callbacks());
   Port* port = local.get();
   ASSERT_TRUE(port->submit(one(make(Kind::subscribe, "poke", 1))).ok());
   ASSERT_TRUE(local_rec.wait_reply(1).has_value());
@@ -800,7 +800,7 @@ TEST(LocalPeer, SubmitsFromSeveralThreadsAtOnceArriveWholeAndInEachThreadsOrder)
   sub.subscribe("many");
   TestClient remote(*f.hub);  // a socket publisher routed by the I/O thread meanwhile
   Recorder local_rec;
-  auto local = f.hub->connect_local({"main", "main", 0}, local_rec.callbacks());
+  auto local = f.hub->connect_local({"main", "main", 0, nullptr}, local_rec.callbacks());
   constexpr int kThreads = 4;  // thread kThreads publishes through the socket client
   const int per_thread = kSanitized ? 500 : 2000;
   std::vector<std::thread> threads;
@@ -843,7 +843,7 @@ TEST(LocalPeer, AStalledPeerEvictedWhileTheLocalPortWaitsForItIsRemovedAndTheHub
   auto ack = slow.read_frame();  // the subscription is in force once it is acknowledged
   ASSERT_TRUE(ack && ack->kind == Kind::result);
   Recorder local_rec;
-  auto local = f.hub->connect_local({"main", "main", 0}, local_rec.callbacks());
+  auto local = f.hub->connect_local({"main", "main", 0, nullptr}, local_rec.callbacks());
   // 400 x 16 KiB = 6.4 MiB, far over the 1 MiB mark: routed on this thread until the peer's
   // queue is full, then parked (the local port waits); the stall evicts the peer on the I/O
   // thread and the local port goes on.
@@ -867,7 +867,7 @@ TEST(LocalPeer, AStalledPeerEvictedWhileTheLocalPortWaitsForItIsRemovedAndTheHub
 TEST(LocalPeer, IsToldWhenTheHubCloses) {
   HubFixture f;
   Recorder local_rec;
-  auto local = f.hub->connect_local({"main", "main", 0}, local_rec.callbacks());
+  auto local = f.hub->connect_local({"main", "main", 0, nullptr}, local_rec.callbacks());
   f.hub->close();
   ASSERT_TRUE(local_rec.wait_state(PortState::closed));
   EXPECT_EQ(local_rec.last_status().code(), Errc::shutting_down);
