@@ -910,6 +910,18 @@ bool Hub::Impl::route_invoke(Peer& caller, Envelope& env) {
                    "before starting more, or raise maxPendingInvokesPerPeer on the hub"));
     return true;
   }
+  // A stalled callee takes no new call: queued without a mark its queue would grow without
+  // bound, and its caller is told at once rather than left waiting for a peer that reads nothing.
+  if (callee->stalled && callee->id != caller.id) {
+    ack(caller, env.id,
+        Status(Errc::slow_consumer,
+               "'" + env.topic +
+                   "' is served by a peer that has taken nothing of what is queued "
+                   "for it for over " +
+                   std::to_string(opt_.stall_timeout.count()) +
+                   " ms (stalled); the call was not sent: retry once it reads again"));
+    return true;
+  }
   // A callee over its mark makes the caller wait, as a subscriber does a publisher.
   if (callee->id != caller.id && would_overflow(*callee, frame_size_bound(env))) {
     wait_for(caller, *callee);

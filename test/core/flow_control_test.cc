@@ -460,6 +460,30 @@ TEST(FlowControl, InvokesQueuedForASlowCalleePauseTheCallerAndItsRepliesStillArr
   expect_flow_baseline(*f.hub);
 }
 
+// A stalled callee takes no new call: without a mark its queue would grow without bound. The
+// calls already queued for it stay queued; a new one fails at once with E_SLOW_CONSUMER.
+TEST(FlowControl, ANewInvokeForAStalledCalleeFailsAtOnce) {
+  HubFixture f(flow_options(kShortStall, OverflowPolicy::drop));
+  RawSubscriber callee(*f.hub, {});
+  auto reg = callee.request(Kind::register_, "work");
+  ASSERT_TRUE(reg && reg->kind == Kind::result);
+  TestClient caller(*f.hub);
+  constexpr std::uint64_t kCalls = 100;  // 1.6 MiB of requests, never read
+  for (std::uint64_t id = 1; id <= kCalls; ++id) {
+    ASSERT_TRUE(caller.send(make(Kind::invoke, "work", id, std::string(kPayload, 'w'))).ok());
+  }
+  ASSERT_TRUE(eventually([&] { return f.hub->stats().stalled == 1; })) << describe(f.hub->stats());
+  auto queued = peer_of(*f.hub, callee.id).queued_bytes;
+  constexpr std::uint64_t kLate = 1000;
+  ASSERT_TRUE(caller.send(make(Kind::invoke, "work", kLate, std::string(kPayload, 'l'))).ok());
+  auto r = caller.rec.wait_reply(kLate);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->kind, Kind::error);
+  EXPECT_EQ(r->topic, "E_SLOW_CONSUMER");
+  EXPECT_LE(peer_of(*f.hub, callee.id).queued_bytes, queued) << "nothing more was queued for it";
+  EXPECT_LE(f.hub->stats().peak_queued_bytes, kMark + kFrame);
+}
+
 TEST(FlowControl, RepliesToAReceiverOverItsMarkAreQueuedNeverHeld) {
   HubFixture f(flow_options());
   RawSubscriber slow(*f.hub, {"t"});
