@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <exception>
 #include <memory>
+#include <utility>
 
 namespace switchboard {
 namespace {
@@ -176,22 +177,35 @@ Status decode_dropped(const Slice& payload, DroppedNotice& out) {
     if (off != payload.size || obj.type != msgpack::type::MAP) {
       return Status(Errc::protocol_error, "DROPPED payload is not a map");
     }
+    // Decoded aside and handed over whole: a notice that fails leaves `out` as it was, and one
+    // that succeeds replaces it (no topic of an earlier notice survives).
+    DroppedNotice notice;
+    bool counted = false;
     for (std::uint32_t i = 0; i < obj.via.map.size; ++i) {
       const auto& kv = obj.via.map.ptr[i];
       if (kv.key.type != msgpack::type::STR) continue;
       std::string_view key(kv.key.via.str.ptr, kv.key.via.str.size);
-      if (key == "count" && kv.val.type == msgpack::type::POSITIVE_INTEGER) {
-        out.count = kv.val.via.u64;
-      } else if (key == "topics" && kv.val.type == msgpack::type::MAP) {
+      if (key == "count") {
+        if (kv.val.type != msgpack::type::POSITIVE_INTEGER) {
+          return Status(Errc::protocol_error, "DROPPED count must be a non-negative integer");
+        }
+        notice.count = kv.val.via.u64;
+        counted = true;
+      } else if (key == "topics") {
+        if (kv.val.type != msgpack::type::MAP) {
+          return Status(Errc::protocol_error, "DROPPED topics must be a map");
+        }
         for (std::uint32_t j = 0; j < kv.val.via.map.size; ++j) {
           const auto& t = kv.val.via.map.ptr[j];
           if (t.key.type != msgpack::type::STR || t.val.type != msgpack::type::POSITIVE_INTEGER) {
             return Status(Errc::protocol_error, "DROPPED topics must map names to counts");
           }
-          out.topics[std::string(t.key.via.str.ptr, t.key.via.str.size)] = t.val.via.u64;
+          notice.topics[std::string(t.key.via.str.ptr, t.key.via.str.size)] = t.val.via.u64;
         }
       }
     }
+    if (!counted) return Status(Errc::protocol_error, "DROPPED payload has no count");
+    out = std::move(notice);
     return {};
   } catch (const std::exception& e) {
     return Status(Errc::protocol_error, std::string("DROPPED payload is malformed: ") + e.what());

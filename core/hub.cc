@@ -191,6 +191,9 @@ class Hub::Impl : public std::enable_shared_from_this<Hub::Impl> {
   void watch(Peer& receiver);
   void on_drained(PeerId receiver);
   void release_waiters(Peer& receiver);
+  // The receiver takes less than before (it unsubscribed or unregistered): the publishers waiting
+  // for it retry their parked frames (posted), and wait for it again only if those still go to it.
+  void unblock_waiters(Peer& receiver);
   void resume(Peer& publisher);
   void post_resume(PeerId publisher);
   void stall(Peer& receiver);
@@ -788,6 +791,7 @@ bool Hub::Impl::handle(Peer& peer, Envelope& env) {
     }
     case Kind::unsubscribe:
       router_.unsubscribe(peer.id, env.topic);
+      unblock_waiters(peer);
       ack(peer, env.id, {});
       break;
     case Kind::register_:
@@ -804,6 +808,7 @@ bool Hub::Impl::handle(Peer& peer, Envelope& env) {
       break;
     case Kind::unregister:
       router_.unregister_handler(peer.id, env.topic);
+      unblock_waiters(peer);
       ack(peer, env.id, {});
       break;
     case Kind::invoke:
@@ -1131,6 +1136,19 @@ void Hub::Impl::release_waiters(Peer& receiver) {
   }
 }
 
+void Hub::Impl::unblock_waiters(Peer& receiver) {
+  std::unordered_set<PeerId> waiters;
+  waiters.swap(receiver.waiters);
+  for (PeerId w : waiters) {
+    Peer* publisher = find(w);
+    if (!publisher) continue;
+    publisher->blocked_on.erase(receiver.id);
+    // Posted: this may run on a local port's submitting thread (route_now), and resuming reads
+    // from a connection, which belongs to the I/O thread.
+    if (publisher->blocked_on.empty()) post_resume(w);
+  }
+}
+
 void Hub::Impl::resume(Peer& publisher) {
   while (!publisher.parked.empty() && publisher.blocked_on.empty() && !publisher.closing) {
     Envelope& env = publisher.parked.front();
@@ -1165,7 +1183,9 @@ void Hub::Impl::stall(Peer& receiver) {
   stalls_.fetch_add(1, std::memory_order_relaxed);
   auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - receiver.since);
-  if (opt_.overflow == OverflowPolicy::disconnect) {
+  // The hub's own process is not disconnected: its port would be gone for good (a local port
+  // does not reconnect) and what it submits afterwards would vanish. Drop applies to it.
+  if (opt_.overflow == OverflowPolicy::disconnect && !receiver.local) {
     doom(receiver,
          Status(Errc::slow_consumer,
                 "this peer took nothing of the " + std::to_string(backlog(receiver)) +

@@ -25,8 +25,9 @@
 //   frames wait in order (parked) and the hub stops reading from it until every receiver it waits
 //   for is at or below low_water_mark. A receiver that makes no progress for stall_timeout while
 //   over its mark is stalled: by `overflow`, events for it are dropped and counted (it gets one
-//   DROPPED notice when it drains) or it is disconnected. Replies (RESULT, ERROR), acks and pings
-//   are never held back or dropped.
+//   DROPPED notice when it drains) or it is disconnected (never the hub's own process: the drop
+//   policy applies to it). Replies (RESULT, ERROR), acks and pings are never held back or
+//   dropped.
 // - A socket peer that stops answering PINGs (HubOptions::ping_interval, ping_misses) is declared
 //   dead and removed as if its connection had ended.
 // - If the socket file is deleted while the hub runs, the hub binds a new one at the same path
@@ -77,6 +78,9 @@ struct HubOptions {
   std::size_t low_water_mark = 0;          // publishers resume at or below it; 0: half the high
   // A receiver over its mark that takes no byte for this long is stalled; `overflow` applies.
   std::chrono::milliseconds stall_timeout{2000};
+  // What happens to a stalled receiver. The hub's own process (connect_local) is never
+  // disconnected, whatever this says: a local port has no connection to lose and never
+  // reconnects, so it is treated as under `drop`.
   OverflowPolicy overflow = OverflowPolicy::drop;
   std::size_t max_topic = 1024;
   // Liveness: every ping_interval the hub sends each socket peer a PING. A peer from which

@@ -88,8 +88,10 @@ function withCallSite(failure: unknown): never {
 function remoteError(failure: RemoteFailure, below: Function): RemoteError {
   const site: { stack?: string } = {};
   Error.captureStackTrace(site, below);
-  const o = failure.original as { code?: unknown; name?: unknown; message?: unknown; issues?: unknown } | null;
-  if (o !== null && typeof o === 'object' && o.code === 'E_VALIDATION' && o.name === 'ValidationError') {
+  const o = failure.original as { [SCHEMA_MARK]?: unknown; name?: unknown; message?: unknown; issues?: unknown } | null;
+  // Marked by the callee's schema check (handle()'s options), so that a user's own error class
+  // that happens to be named ValidationError stays a RemoteError.
+  if (o !== null && typeof o === 'object' && o[SCHEMA_MARK] === true && o.name === 'ValidationError') {
     // The callee's schema refused the request: the caller gets the same typed error.
     const issues = Array.isArray(o.issues)
       ? o.issues.map((i: any) => ({ message: String(i?.message ?? ''), path: String(i?.path ?? '') }))
@@ -105,6 +107,16 @@ function remoteError(failure: RemoteFailure, below: Function): RemoteError {
 }
 
 type Listening = AnyListener & { original?: AnyListener };
+
+/** The own property that marks a schema's ValidationError on its way to the caller. */
+const SCHEMA_MARK = 'switchboardSchema';
+
+function markSchema(err: unknown): never {
+  if (err instanceof ValidationError) {
+    Object.defineProperty(err, SCHEMA_MARK, { value: true, enumerable: true, configurable: true });
+  }
+  throw err;
+}
 
 /** Aborts a served call's signal (made now, or when the handler first reads it). */
 let abortServed: (ctx: ServeContext, reason: unknown) => void;
@@ -786,8 +798,13 @@ export class EventBus {
       const serve = handler;
       // The request is checked here, in the callee: a refusal reaches the caller as ValidationError.
       handler = (req, ctx) => {
-        const value = validate(schema, req, `invoke('${name}') request`);
-        return isThenable(value) ? (value as Promise<unknown>).then((v) => serve(v, ctx)) : serve(value, ctx);
+        let value: unknown;
+        try {
+          value = validate(schema, req, `invoke('${name}') request`);
+        } catch (err) {
+          markSchema(err);
+        }
+        return isThenable(value) ? (value as Promise<unknown>).then((v) => serve(v, ctx), markSchema) : serve(value, ctx);
       };
     }
     if (this.#handlers.has(name)) {

@@ -1,11 +1,13 @@
 // The client's promises: handshake, reconnect with backoff, re-subscribe and re-register, the
-// bounded offline queue, and in-flight invokes failing as connection-lost.
+// bounded offline queue, and in-flight invokes failing as connection-lost; and flow control
+// (issue 11): its outbound buffer while the hub holds it back, and on_drain.
 #include "client.h"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -528,6 +530,151 @@ TEST(Client, CloseFromAnyThreadStopsCallbacksAndJoins) {
   c.reset();
   ASSERT_TRUE(f.peers.wait(PeerEvent::Type::left, 1));
   f.expect_clean_teardown(1);
+}
+
+// --- Flow control (issue 11) ---------------------------------------------------------------------
+
+// A hub with a small mark, no stall and no pings, and a raw subscriber to "t" that reads nothing
+// until the test says so: whoever publishes on "t" is soon held back by the hub.
+struct HeldBack {
+  static constexpr std::size_t kMark = 256u << 10;
+  static constexpr std::size_t kPayload = 16u << 10;
+  static HubOptions options() {
+    HubOptions opt;
+    opt.high_water_mark = kMark;
+    opt.stall_timeout = std::chrono::milliseconds(60000);
+    opt.ping_interval = std::chrono::milliseconds(0);
+    return opt;
+  }
+  HubFixture f{options()};
+  RawPeer slow{f.hub->endpoint()};
+  HeldBack() {
+    EXPECT_EQ(slow.handshake(f.hub->token())->kind, Kind::welcome);
+    EXPECT_TRUE(slow.write(frame_bytes(make(Kind::subscribe, "t", 1))));
+    auto ack = slow.read_frame();
+    EXPECT_TRUE(ack && ack->kind == Kind::result);
+  }
+  static void publish(Port& port, int first, int n) {
+    for (int i = first; i < first + n; ++i) {
+      std::string payload = std::to_string(i);
+      payload.resize(kPayload, '.');
+      ASSERT_TRUE(port.submit(one(make(Kind::event, "t", 0, payload))).ok());
+    }
+  }
+  // Reads events [first, first + n) in order.
+  void read(int first, int n) {
+    for (int i = first; i < first + n; ++i) {
+      auto e = slow.read_frame();
+      ASSERT_TRUE(e && e->kind == Kind::event) << "event " << i;
+      std::string_view v = e->payload.view();
+      ASSERT_EQ(v.substr(0, v.find('.')), std::to_string(i));
+    }
+  }
+  template <typename Pred>
+  static bool eventually(Pred pred) {
+    auto end = std::chrono::steady_clock::now() + 10s;
+    while (!pred()) {
+      if (std::chrono::steady_clock::now() > end) return false;
+      std::this_thread::sleep_for(1ms);
+    }
+    return true;
+  }
+};
+
+// Counts on_drain calls and what the port's buffer held at each.
+struct DrainLog {
+  Waiter waiter;
+  int calls = 0;
+  std::size_t outbound_at_call = 0;
+  Port* port = nullptr;  // set before notify_drain(), so before any call
+  std::function<void()> hook() {
+    return [this] {
+      waiter.update([&] {
+        ++calls;
+        outbound_at_call = port ? port->outbound_bytes() : 0;
+      });
+    };
+  }
+  int count() {
+    std::lock_guard lock(waiter.mutex());
+    return calls;
+  }
+};
+
+TEST(Client, ItsOutboundBufferGrowsWhileTheHubHoldsItBackAndOnDrainFiresOnceBelowTheMark) {
+  HeldBack h;
+  Recorder rec;
+  DrainLog drains;
+  PortCallbacks cb = rec.callbacks();
+  cb.on_drain = drains.hook();
+  ClientOptions opt;
+  opt.endpoint = h.f.hub->endpoint();
+  opt.token = h.f.hub->token();
+  Client pub(std::move(opt), std::move(cb));
+  drains.port = &pub;
+  ASSERT_TRUE(pub.start().ok());
+  ASSERT_TRUE(rec.wait_connects(1));
+  EXPECT_EQ(pub.outbound_bytes(), 0u);
+
+  // 3.2 MiB: the hub takes the mark, its parked read and the kernel's buffers; the rest stays here.
+  constexpr int kEvents = 200;
+  HeldBack::publish(pub, 0, kEvents);
+  ASSERT_TRUE(HeldBack::eventually([&] { return h.f.hub->stats().paused == 1; }));
+  ASSERT_TRUE(HeldBack::eventually([&] { return pub.outbound_bytes() > (512u << 10); }))
+      << pub.outbound_bytes();
+  // More while held back: it stays here. (The kernel's socket buffer may still take up to its
+  // size, ~200 KiB, of what was queued when the hub stopped reading; 1 MiB of slack covers it.)
+  const std::size_t before = pub.outbound_bytes();
+  constexpr int kMore = 200;
+  HeldBack::publish(pub, kEvents, kMore);
+  EXPECT_GE(pub.outbound_bytes() + (1u << 20), before + kMore * HeldBack::kPayload)
+      << "before " << before;
+
+  constexpr std::size_t kBelow = 64u << 10;
+  pub.notify_drain(kBelow);
+  EXPECT_EQ(drains.count(), 0);
+  h.read(0, kEvents + kMore);
+  ASSERT_TRUE(drains.waiter.wait_for([&] { return drains.calls >= 1; }));
+  {
+    std::lock_guard lock(drains.waiter.mutex());
+    EXPECT_LE(drains.outbound_at_call, kBelow);
+  }
+  // Once: a request afterwards goes through without another call.
+  std::vector<Envelope> req;
+  req.push_back(make(Kind::subscribe, "fence", 5));
+  ASSERT_TRUE(pub.submit(std::move(req)).ok());
+  ASSERT_TRUE(rec.wait_reply(5).has_value());
+  EXPECT_EQ(drains.count(), 1);
+  EXPECT_EQ(pub.outbound_bytes(), 0u);
+  // Asked when already below: at once (posted).
+  pub.notify_drain(0);
+  EXPECT_TRUE(drains.waiter.wait_for([&] { return drains.calls >= 2; }));
+  pub.close();
+}
+
+TEST(Client, OnDrainFiresWhenTheConnectionDropsWithTheBufferFull) {
+  HeldBack h;
+  Recorder rec;
+  DrainLog drains;
+  PortCallbacks cb = rec.callbacks();
+  cb.on_drain = drains.hook();
+  ClientOptions opt = quick_backoff();
+  opt.endpoint = h.f.hub->endpoint();
+  opt.token = h.f.hub->token();
+  Client pub(std::move(opt), std::move(cb));
+  drains.port = &pub;
+  ASSERT_TRUE(pub.start().ok());
+  ASSERT_TRUE(rec.wait_connects(1));
+  HeldBack::publish(pub, 0, 200);
+  ASSERT_TRUE(HeldBack::eventually([&] { return pub.outbound_bytes() > (512u << 10); }));
+  pub.notify_drain(0);
+  EXPECT_EQ(drains.count(), 0);
+  // The hub goes: nothing will drain that buffer through this connection, and a publisher
+  // waiting for 'drain' must not wait forever.
+  h.f.hub->close();
+  ASSERT_TRUE(rec.wait_state(PortState::reconnecting));
+  EXPECT_TRUE(drains.waiter.wait_for([&] { return drains.calls >= 1; }));
+  pub.close();
 }
 
 }  // namespace

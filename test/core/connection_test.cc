@@ -1,13 +1,15 @@
 // Connection's write path: frames a caller writes directly (send_direct, from any thread) and
 // frames the I/O thread queues (send) share one order on the wire, a write the socket cannot
 // take at once is finished by the I/O thread, and a write that finds the peer gone does not lose
-// what the peer sent before it went.
+// what the peer sent before it went. Flow control (issue 11): notify_below() fires once when the
+// queue has drained to its threshold, and bytes_written() counts what reached the socket.
 #include "connection.h"
 
 #include <gtest/gtest.h>
 
 #include <asio/post.hpp>
 
+#include <functional>
 #include <future>
 #include <memory>
 #include <optional>
@@ -224,6 +226,157 @@ TEST(Connection, WhatThePeerSentBeforeItWentArrivesWhenAWriteFindsItGoneFirst) {
   // The end is still reported as the failed write (docs/API.md, "A reader vanishes").
   EXPECT_EQ(seen.closed->code(), Errc::io_error) << seen.closed->to_string();
   EXPECT_FALSE(p.conn->is_open());
+}
+
+// --- Flow control (issue 11) -------------------------------------------------------------------
+
+// Queues frames of 64 KiB directly until at least `at_least` bytes wait in the connection's queue
+// (the peer reads nothing, so the socket takes ~200 KiB and the rest stays queued). Returns the
+// bytes of every frame queued, for bytes_written().
+std::uint64_t fill(ConnectionPair& p, std::size_t at_least, int& seq) {
+  std::uint64_t total = 0;
+  while (p.conn->queued_bytes() < at_least) {
+    std::vector<WireFrame> frames;
+    frames.push_back(event_frame("fill", seq++, 64u << 10));
+    total += frames.back().size();
+    p.conn->send_direct(frames);
+  }
+  return total;
+}
+
+// Reads frames until `n` have arrived, checking their order; false on a gap or a timeout.
+bool read_frames(ConnectionPair& p, int first, int n) {
+  for (int i = first; i < first + n; ++i) {
+    auto e = p.peer->read_frame();
+    if (!e || seq_of(*e) != i) return false;
+  }
+  return true;
+}
+
+// What a notify_below() callback saw when it ran.
+struct Notified {
+  Waiter waiter;
+  int count = 0;
+  bool on_io_thread = true;
+  std::function<void()> callback(ConnectionPair& p) {
+    return [this, &p] {
+      waiter.update([&] {
+        ++count;
+        on_io_thread = on_io_thread && p.io.in_thread();
+      });
+    };
+  }
+  int get() {
+    std::lock_guard lock(waiter.mutex());
+    return count;
+  }
+  bool wait(int n) {
+    return waiter.wait_for([&] { return count >= n; });
+  }
+};
+
+TEST(Connection, NotifyBelowFiresOnceWhenTheQueueHasDrainedToItsThreshold) {
+  ConnectionPair p;
+  ASSERT_TRUE(p.conn);
+  Notified notified;
+  int seq = 0;
+  fill(p, 1u << 20, seq);
+  constexpr std::size_t kThreshold = 256u << 10;
+  p.conn->notify_below(kThreshold, notified.callback(p));
+  // Nothing was read, so the queue has not shrunk: no call, even once the I/O thread has run.
+  p.on_io([] {});
+  EXPECT_EQ(notified.get(), 0);
+  EXPECT_GT(p.conn->queued_bytes(), kThreshold);
+
+  ASSERT_TRUE(read_frames(p, 0, seq));
+  ASSERT_TRUE(notified.wait(1)) << "the queue drained but notify_below() did not fire";
+  EXPECT_TRUE(notified.on_io_thread) << "the callback must be posted to the I/O thread";
+
+  // Once only: a second fill and drain does not call it again.
+  const int first = seq;
+  fill(p, 1u << 20, seq);
+  ASSERT_TRUE(read_frames(p, first, seq - first));
+  p.on_io([] {});
+  EXPECT_EQ(notified.get(), 1);
+}
+
+TEST(Connection, NotifyBelowFiresAtOnceWhenTheQueueIsAlreadyBelow) {
+  ConnectionPair p;
+  ASSERT_TRUE(p.conn);
+  // An idle connection: nothing queued, so even a threshold of zero holds now.
+  Notified idle;
+  p.conn->notify_below(0, idle.callback(p));
+  ASSERT_TRUE(idle.wait(1));
+  EXPECT_TRUE(idle.on_io_thread);
+  // A full one whose queue is under a higher threshold: fires without the peer reading a byte.
+  int seq = 0;
+  fill(p, 512u << 10, seq);
+  Notified high;
+  p.conn->notify_below(p.conn->queued_bytes() + (1u << 20), high.callback(p));
+  ASSERT_TRUE(high.wait(1));
+  EXPECT_GT(p.conn->queued_bytes(), 0u) << "fired because the peer read, not at once";
+  p.on_io([] {});
+  EXPECT_EQ(idle.get(), 1);
+  EXPECT_EQ(high.get(), 1);
+}
+
+TEST(Connection, NotifyBelowNeverFiresAfterClose) {
+  ConnectionPair p;
+  ASSERT_TRUE(p.conn);
+  int seq = 0;
+  fill(p, 1u << 20, seq);
+  Notified armed;
+  p.conn->notify_below(0, armed.callback(p));
+  // Closing drops the queue (which is, in a sense, "below"): the waiter must not be told the
+  // bytes left, because they did not.
+  p.on_io([conn = p.conn] { conn->close(); });
+  EXPECT_TRUE(p.peer->read_until_eof());
+  Notified late;
+  p.conn->notify_below(0, late.callback(p));  // on a closed connection: dropped as well
+  p.on_io([] {});
+  p.on_io([] {});  // anything posted by the first fence has run by now too
+  EXPECT_EQ(armed.get(), 0);
+  EXPECT_EQ(late.get(), 0);
+}
+
+TEST(Connection, ALaterNotifyBelowReplacesOneThatHasNotFired) {
+  ConnectionPair p;
+  ASSERT_TRUE(p.conn);
+  int seq = 0;
+  fill(p, 1u << 20, seq);
+  Notified first, second;
+  p.conn->notify_below(0, first.callback(p));
+  p.conn->notify_below(0, second.callback(p));
+  ASSERT_TRUE(read_frames(p, 0, seq));
+  ASSERT_TRUE(second.wait(1));
+  p.on_io([] {});
+  EXPECT_EQ(first.get(), 0);
+  EXPECT_EQ(second.get(), 1);
+}
+
+TEST(Connection, BytesWrittenCountsEveryByteThatReachedTheSocket) {
+  ConnectionPair p;
+  ASSERT_TRUE(p.conn);
+  EXPECT_EQ(p.conn->bytes_written(), 0u);
+  // Written three ways: directly into an idle socket, through the I/O thread's queue, and the
+  // remainder of a partial direct write that the I/O thread finishes.
+  std::uint64_t total = 0;
+  int seq = 0;
+  std::vector<WireFrame> small;
+  small.push_back(event_frame("fill", seq++));
+  total += small.back().size();
+  p.conn->send_direct(small);
+  EXPECT_EQ(p.conn->bytes_written(), total) << "a direct write into an idle socket counts at once";
+  WireFrame queued = event_frame("fill", seq++, 1000);
+  total += queued.size();
+  p.on_io([conn = p.conn, queued] { conn->send(queued); });
+  total += fill(p, 1u << 20, seq);
+  EXPECT_LT(p.conn->bytes_written(), total) << "the peer has not read; some must still be queued";
+  ASSERT_TRUE(read_frames(p, 0, seq));
+  // The write that sent the last bytes has returned by the time the I/O thread runs this.
+  p.on_io([] {});
+  EXPECT_EQ(p.conn->bytes_written(), total);
+  EXPECT_EQ(p.conn->queued_bytes(), 0u);
 }
 
 }  // namespace

@@ -1,13 +1,17 @@
-// Tests for core/handshake.h: HELLO and WELCOME payloads, message payloads, and token helpers.
+// Tests for core/handshake.h: HELLO and WELCOME payloads, message payloads, DROPPED notices, and
+// token helpers.
 #include "handshake.h"
 
 #include <gtest/gtest.h>
 #include <msgpack.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <limits>
+#include <map>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace switchboard {
@@ -241,6 +245,267 @@ TEST(Message, DecodeGivesAPlaceholderForGarbage) {
   pack_str(pk2, "message");
   pack_str(pk2, "hidden");
   EXPECT_EQ(decode_message(slice_of(sb2)), placeholder);
+}
+
+// --- DROPPED (issue 11): what a stalled receiver missed, by topic ------------------------------
+
+TEST(Dropped, RoundTripsCountAndTopics) {
+  DroppedNotice in;
+  in.count = 12345;
+  in.topics = {{"a", 5}, {"job:progress", 12000}, {"t\xc3\xa9", 340}};
+  DroppedNotice out;
+  Status s = decode_dropped(encode_dropped(in), out);
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  EXPECT_EQ(out.count, in.count);
+  EXPECT_EQ(out.topics, in.topics);
+}
+
+TEST(Dropped, RoundTripsExtremesAndNoTopics) {
+  DroppedNotice in;
+  in.count = std::numeric_limits<std::uint64_t>::max();
+  in.topics = {{"big", std::numeric_limits<std::uint64_t>::max()}, {"zero", 0}};
+  DroppedNotice out;
+  ASSERT_TRUE(decode_dropped(encode_dropped(in), out).ok());
+  EXPECT_EQ(out.count, in.count);
+  EXPECT_EQ(out.topics, in.topics);
+  DroppedNotice none, none_out;
+  none_out.count = 99;
+  none_out.topics = {{"stale", 1}};
+  ASSERT_TRUE(decode_dropped(encode_dropped(none), none_out).ok());
+  EXPECT_EQ(none_out.count, 0u);
+  EXPECT_TRUE(none_out.topics.empty()) << "decoding replaces what the notice held";
+}
+
+TEST(Dropped, RoundTripsAsManyTopicsAsANoticeNames) {
+  DroppedNotice in;
+  for (std::size_t i = 0; i < kDroppedTopicsMax; ++i) {
+    in.topics["topic:" + std::to_string(i)] = i + 1;
+    in.count += i + 1;
+  }
+  DroppedNotice out;
+  ASSERT_TRUE(decode_dropped(encode_dropped(in), out).ok());
+  EXPECT_EQ(out.count, in.count);
+  EXPECT_EQ(out.topics, in.topics);
+}
+
+TEST(Dropped, AnEncodedNoticeNamesAtMostTheMaxTopicsAndKeepsTheWholeCount) {
+  DroppedNotice in;
+  for (std::size_t i = 0; i < 3 * kDroppedTopicsMax; ++i) {
+    in.topics["topic:" + std::to_string(i)] = 1;
+    ++in.count;
+  }
+  DroppedNotice out;
+  ASSERT_TRUE(decode_dropped(encode_dropped(in), out).ok()) << "what we send, we accept";
+  EXPECT_EQ(out.count, in.count);
+  EXPECT_EQ(out.topics.size(), kDroppedTopicsMax);
+  for (const auto& [topic, n] : out.topics) {
+    EXPECT_EQ(in.topics.count(topic), 1u) << topic;
+    EXPECT_EQ(n, 1u);
+  }
+}
+
+TEST(Dropped, DecodeRejectsGarbageAndValuesThatAreNotAMap) {
+  std::vector<std::string> inputs = {
+      std::string(),           // nothing at all
+      std::string("\xc1", 1),  // a byte msgpack never uses
+      std::string("\x82\xa5"
+                  "count",
+                  7),                          // a map cut short
+      std::string("\xdf\xff\xff\xff\xff", 5),  // a map claiming 2^32-1 entries
+      std::string("\x81\xa5"
+                  "count"
+                  "\x01\xc0",
+                  9),          // a valid map, then trailing bytes
+      std::string("\x05", 1),  // an integer
+      std::string("\xa5"
+                  "count",
+                  6),                  // a string
+      std::string("\xc0", 1),          // nil
+      std::string("\x92\x01\x80", 3),  // an array [1, {}]
+  };
+  for (const std::string& g : inputs) {
+    DroppedNotice out;
+    EXPECT_EQ(decode_dropped(slice_of(g), out).code(), Errc::protocol_error)
+        << "input size " << g.size();
+  }
+  DroppedNotice out;
+  EXPECT_EQ(decode_dropped(Slice(), out).code(), Errc::protocol_error);
+}
+
+// A notice whose fields have the wrong types, built by `fill` into a map of `entries` entries.
+Slice notice_of(std::uint32_t entries, const std::function<void(Packer&)>& fill) {
+  msgpack::sbuffer sb;
+  Packer pk(sb);
+  pk.pack_map(entries);
+  fill(pk);
+  return slice_of(sb);
+}
+
+TEST(Dropped, DecodeRejectsFieldsOfTheWrongType) {
+  const std::vector<std::pair<std::string, Slice>> cases = {
+      {"count as a string", notice_of(1,
+                                      [](Packer& pk) {
+                                        pack_str(pk, "count");
+                                        pack_str(pk, "12");
+                                      })},
+      {"count negative", notice_of(1,
+                                   [](Packer& pk) {
+                                     pack_str(pk, "count");
+                                     pk.pack_int8(-1);
+                                   })},
+      {"count as a float", notice_of(1,
+                                     [](Packer& pk) {
+                                       pack_str(pk, "count");
+                                       pk.pack_double(1.5);
+                                     })},
+      {"topics as an array", notice_of(2,
+                                       [](Packer& pk) {
+                                         pack_str(pk, "count");
+                                         pk.pack_uint8(1);
+                                         pack_str(pk, "topics");
+                                         pk.pack_array(1);
+                                         pack_str(pk, "a");
+                                       })},
+      {"topics as a string", notice_of(2,
+                                       [](Packer& pk) {
+                                         pack_str(pk, "count");
+                                         pk.pack_uint8(1);
+                                         pack_str(pk, "topics");
+                                         pack_str(pk, "a");
+                                       })},
+      {"a topic's count as a string", notice_of(2,
+                                                [](Packer& pk) {
+                                                  pack_str(pk, "count");
+                                                  pk.pack_uint8(1);
+                                                  pack_str(pk, "topics");
+                                                  pk.pack_map(1);
+                                                  pack_str(pk, "a");
+                                                  pack_str(pk, "1");
+                                                })},
+      {"a topic's count negative", notice_of(2,
+                                             [](Packer& pk) {
+                                               pack_str(pk, "count");
+                                               pk.pack_uint8(1);
+                                               pack_str(pk, "topics");
+                                               pk.pack_map(1);
+                                               pack_str(pk, "a");
+                                               pk.pack_int8(-1);
+                                             })},
+      {"a topic that is an integer", notice_of(2,
+                                               [](Packer& pk) {
+                                                 pack_str(pk, "count");
+                                                 pk.pack_uint8(1);
+                                                 pack_str(pk, "topics");
+                                                 pk.pack_map(1);
+                                                 pk.pack_uint8(7);
+                                                 pk.pack_uint8(1);
+                                               })},
+      {"a topic's count that is a map", notice_of(2,
+                                                  [](Packer& pk) {
+                                                    pack_str(pk, "count");
+                                                    pk.pack_uint8(1);
+                                                    pack_str(pk, "topics");
+                                                    pk.pack_map(1);
+                                                    pack_str(pk, "a");
+                                                    pk.pack_map(0);
+                                                  })},
+  };
+  for (const auto& [what, payload] : cases) {
+    DroppedNotice out;
+    EXPECT_EQ(decode_dropped(payload, out).code(), Errc::protocol_error) << what;
+  }
+}
+
+TEST(Dropped, DecodeRejectsANoticeWithoutACountAndLeavesTheOutputAsItWas) {
+  DroppedNotice out;
+  out.count = 7;
+  out.topics = {{"kept", 7}};
+  EXPECT_EQ(decode_dropped(notice_of(1,
+                                     [](Packer& pk) {
+                                       pack_str(pk, "topics");
+                                       pk.pack_map(1);
+                                       pack_str(pk, "a");
+                                       pk.pack_uint8(1);
+                                     }),
+                           out)
+                .code(),
+            Errc::protocol_error);
+  // Half-decoded input is not left behind either: the bad entry comes after a good one.
+  EXPECT_EQ(decode_dropped(notice_of(2,
+                                     [](Packer& pk) {
+                                       pack_str(pk, "count");
+                                       pk.pack_uint8(3);
+                                       pack_str(pk, "topics");
+                                       pk.pack_map(2);
+                                       pack_str(pk, "a");
+                                       pk.pack_uint8(1);
+                                       pack_str(pk, "b");
+                                       pack_str(pk, "2");
+                                     }),
+                           out)
+                .code(),
+            Errc::protocol_error);
+  EXPECT_EQ(out.count, 7u);
+  EXPECT_EQ(out.topics, (std::map<std::string, std::uint64_t>{{"kept", 7}}));
+}
+
+TEST(Dropped, DecodeRejectsHugeTopicMaps) {
+  // A claim of 2^32-1 topics with nothing behind it: refused on the claim.
+  DroppedNotice out;
+  EXPECT_EQ(decode_dropped(notice_of(2,
+                                     [](Packer& pk) {
+                                       pack_str(pk, "count");
+                                       pk.pack_uint8(1);
+                                       pack_str(pk, "topics");
+                                       pk.pack_map(0xffffffffu);
+                                     }),
+                           out)
+                .code(),
+            Errc::protocol_error);
+  // One topic more than a notice may name, and a million (about 10 MB).
+  EXPECT_EQ(decode_dropped(notice_of(2,
+                                     [](Packer& pk) {
+                                       pack_str(pk, "count");
+                                       pk.pack_uint8(1);
+                                       pack_str(pk, "topics");
+                                       pk.pack_map(kDroppedTopicsMax + 1);
+                                       for (std::size_t i = 0; i <= kDroppedTopicsMax; ++i) {
+                                         pack_str(pk, "t" + std::to_string(i));
+                                         pk.pack_uint8(1);
+                                       }
+                                     }),
+                           out)
+                .code(),
+            Errc::protocol_error);
+  EXPECT_EQ(decode_dropped(notice_of(2,
+                                     [](Packer& pk) {
+                                       pack_str(pk, "count");
+                                       pk.pack_uint8(1);
+                                       pack_str(pk, "topics");
+                                       pk.pack_map(1000000);
+                                       for (int i = 0; i < 1000000; ++i) {
+                                         pack_str(pk, "t" + std::to_string(i));
+                                         pk.pack_uint8(1);
+                                       }
+                                     }),
+                           out)
+                .code(),
+            Errc::protocol_error);
+  // Deep nesting where a topic's count should be.
+  EXPECT_EQ(decode_dropped(notice_of(2,
+                                     [](Packer& pk) {
+                                       pack_str(pk, "count");
+                                       pk.pack_uint8(1);
+                                       pack_str(pk, "topics");
+                                       for (int i = 0; i < 10000; ++i) {
+                                         pk.pack_map(1);
+                                         pack_str(pk, "a");
+                                       }
+                                       pk.pack_uint8(1);
+                                     }),
+                           out)
+                .code(),
+            Errc::protocol_error);
 }
 
 TEST(ConstantTimeEqual, EqualInputsCompareEqual) {

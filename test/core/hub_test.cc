@@ -460,9 +460,10 @@ TEST(Invoke, KilledHandlerProcessFailsItsCallersWithin100ms) {
 // --- Slow peer -----------------------------------------------------------------------------
 
 // A subscriber that never reads, beside one that does. The publisher sends `count` events of
-// `size` bytes in rounds of 100 and waits for the reader after each round, so the reader is
-// never more than a round behind: only the peer that stopped reading meets the mark. (Throttling
-// an unpaced publisher for the sake of slower readers is the hardening issue's subject.)
+// `size` bytes in rounds of 100 and waits for the reader after each round. Under flow control
+// (issue 11; flow_control_test.cc has the rest) the peer that stopped reading first pauses the
+// publisher, so the reader waits too, until it is stalled (stall_timeout, short here): then its
+// policy applies and the publisher goes on.
 struct SlowPeerRun {
   std::unique_ptr<RawPeer> slow;
   std::unique_ptr<TestClient> publisher, reader;
@@ -488,11 +489,11 @@ SlowPeerRun run_slow_peer(HubFixture& f, int count, std::size_t size) {
   return run;
 }
 
-TEST(SlowPeer, DropPolicyDropsAndCountsBeyondTheMarkWhileOthersGetEverything) {
-  // The mark must leave room for a reading subscriber's burst (the hub reads up to 1 MiB from a
-  // publisher per turn), while the flood is far beyond it plus the kernel's socket buffer.
+TEST(SlowPeer, AStalledPeerUnderTheDropPolicyLosesCountedEventsWhileOthersGetEverything) {
+  // The flood is far beyond the mark plus the kernel's socket buffer.
   HubOptions opt;
   opt.high_water_mark = 4u << 20;
+  opt.stall_timeout = std::chrono::milliseconds(200);
   opt.overflow = OverflowPolicy::drop;
   HubFixture f(opt);
   constexpr int kCount = 20000;  // 20 MB
@@ -501,13 +502,15 @@ TEST(SlowPeer, DropPolicyDropsAndCountsBeyondTheMarkWhileOthersGetEverything) {
   EXPECT_GT(s.events_dropped, 0u);
   EXPECT_EQ(s.events_routed + s.events_dropped, 2u * kCount);  // every delivery accounted for
   EXPECT_EQ(s.peers, 3u);                                      // the slow peer is still there
+  EXPECT_EQ(s.stalls, 1u);
   auto got = run.reader->rec.of_kind(Kind::event);
   EXPECT_EQ(got.size(), static_cast<std::size_t>(kCount));
 }
 
-TEST(SlowPeer, DisconnectPolicyEvictsOnlyTheSlowPeer) {
+TEST(SlowPeer, TheDisconnectPolicyEvictsOnlyTheStalledPeer) {
   HubOptions opt;
   opt.high_water_mark = 4u << 20;
+  opt.stall_timeout = std::chrono::milliseconds(200);
   opt.overflow = OverflowPolicy::disconnect;
   HubFixture f(opt);
   auto run = run_slow_peer(f, 10000, 1000);  // 10 MB
@@ -552,11 +555,13 @@ TEST(SlowPeer, AnEventLargerThanTheMarkReachesAPeerWithNothingQueued) {
   EXPECT_EQ(f.hub->stats().events_dropped, 0u);
 }
 
-TEST(SlowPeer, ASecondLargeEventBehindAnUnreadOneIsDropped) {
+TEST(SlowPeer, ASecondLargeEventBehindAnUnreadOneWaitsUntilThePeerStallsThenIsDropped) {
   // The first 3 MiB event is taken although it is over the mark (nothing was queued); the peer
-  // never reads, so most of it is still queued when the second arrives, which is dropped.
+  // never reads, so most of it is still queued when the second arrives: that one waits (the
+  // publisher is paused) until the peer is stalled, and is then dropped.
   HubOptions opt;
   opt.high_water_mark = 1u << 20;
+  opt.stall_timeout = std::chrono::milliseconds(200);
   HubFixture f(opt);
   RawPeer stalled(f.hub->endpoint());
   ASSERT_EQ(stalled.handshake(f.hub->token())->kind, Kind::welcome);
@@ -567,11 +572,15 @@ TEST(SlowPeer, ASecondLargeEventBehindAnUnreadOneIsDropped) {
   ASSERT_TRUE(publisher.send(make(Kind::event, "big", 0, payload)).ok());
   ASSERT_TRUE(publisher.send(make(Kind::event, "big", 0, payload)).ok());
   // The hub handles one publisher's frames in order: once a request sent after both is
-  // answered, both events have been routed or dropped.
+  // answered, both events have been routed or dropped. Until the stall it is not answered.
+  auto held = Clock::now();
   ASSERT_TRUE(publisher.request(Kind::subscribe, "fence").has_value());
+  EXPECT_GE(Clock::now() - held, opt.stall_timeout / 2) << "the second event did not wait";
   HubStats s = f.hub->stats();
   EXPECT_EQ(s.events_routed, 1u);
   EXPECT_EQ(s.events_dropped, 1u);
+  EXPECT_EQ(s.pauses, 1u);
+  EXPECT_EQ(s.stalls, 1u);
   std::uint64_t queued = 0;
   for (const HubPeerStats& p : f.hub->peer_stats()) queued = std::max(queued, p.queued_bytes);
   EXPECT_LE(queued, opt.high_water_mark + payload.size() + 64);
@@ -822,9 +831,10 @@ TEST(LocalPeer, SubmitsFromSeveralThreadsAtOnceArriveWholeAndInEachThreadsOrder)
   local->close();
 }
 
-TEST(LocalPeer, ASlowPeerEvictedWhileRoutingOnTheSubmittingThreadIsRemovedAndTheHubGoesOn) {
+TEST(LocalPeer, AStalledPeerEvictedWhileTheLocalPortWaitsForItIsRemovedAndTheHubGoesOn) {
   HubOptions opt;
   opt.high_water_mark = 1u << 20;
+  opt.stall_timeout = std::chrono::milliseconds(200);
   opt.overflow = OverflowPolicy::disconnect;
   HubFixture f(opt);
   RawPeer slow(f.hub->endpoint());  // subscribes, then never reads
@@ -834,8 +844,9 @@ TEST(LocalPeer, ASlowPeerEvictedWhileRoutingOnTheSubmittingThreadIsRemovedAndThe
   ASSERT_TRUE(ack && ack->kind == Kind::result);
   Recorder local_rec;
   auto local = f.hub->connect_local({"main", "main", 0, nullptr}, local_rec.callbacks());
-  // 400 x 16 KiB = 6.4 MiB, far over the 1 MiB mark: the eviction is decided while routing on
-  // this thread and carried out by the I/O thread.
+  // 400 x 16 KiB = 6.4 MiB, far over the 1 MiB mark: routed on this thread until the peer's
+  // queue is full, then parked (the local port waits); the stall evicts the peer on the I/O
+  // thread and the local port goes on.
   constexpr int kEvents = 400;
   for (int i = 0; i < kEvents; ++i) {
     ASSERT_TRUE(local->submit(one(make(Kind::event, "flood", 0, std::string(16384, 'f')))).ok());

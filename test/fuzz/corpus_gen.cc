@@ -164,7 +164,8 @@ void envelopes() {
 }
 
 void hub() {
-  // Mode byte: bit 0 = the harness sends a valid HELLO first; bit 1 = half-close.
+  // Mode byte: bit 0 = the harness sends a valid HELLO first; bit 1 = half-close; bit 2 = the
+  // bystander publishes past the peer, a reader that never reads.
   std::string session;
   for (auto& [name, env] : every_kind()) {
     if (name == "hello") continue;
@@ -192,6 +193,18 @@ void hub() {
   write("hub", "garbage", std::string("\x00garbage bytes, not a frame at all", 34));
   write("hub", "nothing", std::string("\x00", 1));
   write("hub", "zero-length-frame", std::string("\x01\x00\x00\x00\x00", 5));
+  // Bit 2: the bystander publishes 256 KiB while the peer is connected (flow control).
+  write("hub", "slow-reader-subscribed",
+        "\x05" + frame_of(make(Kind::subscribe, "fuzz.events", 1)));
+  write("hub", "slow-reader-subscribed-half-close",
+        "\x07" + frame_of(make(Kind::subscribe, "fuzz.events", 1)));
+  write("hub", "slow-reader-subscribed-by-pattern",
+        "\x05" + frame_of(make(Kind::subscribe, "fuzz.*", 1)));
+  write("hub", "slow-reader-not-subscribed", "\x05" + frame_of(every_kind()[5].second));
+  write("hub", "slow-reader-subscribed-and-serving",
+        "\x05" + frame_of(make(Kind::subscribe, "fuzz.events", 1)) +
+            frame_of(make(Kind::register_, "fuzz.slow", 2)) +
+            frame_of(make(Kind::invoke, "fuzz.slow", 3, Slice::copy_of("x"))));
 }
 
 }  // namespace

@@ -3,14 +3,23 @@
 // One hub (and one bystander client) serves every input of the process; each input is one
 // connection. Input byte 0 chooses the mode: bit 0 set sends a valid HELLO (the harness knows the
 // token) before the rest, so the fuzzer reaches the authenticated states; bit 1 set half-closes
-// (shutdown SHUT_WR) instead of closing, so the hub may still write to a peer that went quiet.
+// (shutdown SHUT_WR) instead of closing, so the hub may still write to a peer that went quiet;
+// bit 2 set makes the peer a slow reader in the mix (flow control, issue 11): after its bytes, and
+// before it goes, the bystander publishes 256 KiB on the topic it subscribes to itself, and the
+// harness waits until the hub has either routed all of it or paused the bystander for a receiver
+// that does not read (the fuzz peer never reads; whether it subscribed is up to the fuzzer). The
+// hub runs with a 16 KiB mark and a 100 ms stall timeout, so pauses and stalls are common.
 // The rest of the input is the peer's bytes. The harness then closes the connection and waits for
 // the hub to report that this peer left or was rejected: every connection ends exactly once.
 //
 // Checked after every input: the hub is back to its baseline (one admitted peer, nobody
-// handshaking, the bystander's subscription and handler only, no pending invoke). Checked every
-// kBystanderEvery inputs: the bystander still gets the reply to an invoke, and the process has
-// exactly its baseline file descriptors. A crash or sanitizer report in the hub is a crash here.
+// handshaking, the bystander's subscription and handler only, no pending invoke, and, once the
+// resumes the departure posted have run, nobody paused or stalled and nothing parked). Checked
+// every kBystanderEvery inputs: the bystander still gets the reply to an invoke, and the process
+// has exactly its baseline file descriptors. A crash or sanitizer report in the hub is a crash
+// here.
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -25,6 +34,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "client.h"
@@ -44,6 +54,10 @@ constexpr const char* kTopic = "fuzz.events";
 constexpr std::uint64_t kBystanderEvery = 16;
 // Generous: the hub answers in microseconds, but CI machines stall under the sanitizers.
 constexpr auto kDeadline = 10s;
+// Mode bit 2: what the bystander publishes while the fuzz peer is connected. More than a Unix
+// socket's buffer (~200 KiB) plus the mark, so a subscriber that does not read pauses it.
+constexpr int kSlowEvents = 256;
+constexpr std::size_t kSlowEventSize = 1024;
 
 std::string frame_bytes(const Envelope& env) {
   WireFrame f;
@@ -104,6 +118,8 @@ class Harness {
     opt.endpoint = dir_ + "/hub.sock";
     opt.token = kToken;
     opt.name = "fuzz-hub";
+    opt.high_water_mark = 16u << 10;
+    opt.stall_timeout = 100ms;
     opt.on_peer = [this](const PeerEvent& ev) {
       if (ev.type == PeerEvent::Type::joined) return;
       {
@@ -169,11 +185,17 @@ class Harness {
       if (n <= 0) break;
       left.remove_prefix(static_cast<std::size_t>(n));
     }
+    if (mode & 4) publish_past_a_slow_reader(fd);
     if (mode & 2) ::shutdown(fd, SHUT_WR);
     ::close(fd);
     FUZZ_CHECK(wait([&] { return departed_ >= connections_; }),
                "the hub reports the end of every connection");
     check_baseline();
+    FUZZ_CHECK(poll_until([&] {
+                 HubStats s = hub_->stats();
+                 return s.paused == 0 && s.parked_bytes == 0 && s.stalled == 0;
+               }),
+               "nobody is left paused or stalled, and nothing parked, once the peer has gone");
     if (++inputs_ % kBystanderEvery == 1) check_bystander();
   }
 
@@ -182,6 +204,48 @@ class Harness {
   bool wait(Pred pred) {
     std::unique_lock lock(mutex_);
     return cv_.wait_for(lock, kDeadline, pred);
+  }
+
+  // For state only the hub can see (its stats): polled, with the same deadline.
+  template <typename Pred>
+  bool poll_until(Pred pred) {
+    auto end = std::chrono::steady_clock::now() + kDeadline;
+    while (!pred()) {
+      if (std::chrono::steady_clock::now() > end) return false;
+      std::this_thread::sleep_for(1ms);
+    }
+    return true;
+  }
+
+  // Mode bit 2: the bystander publishes on its own topic, which the fuzz peer may have subscribed
+  // to without ever reading. Done when the hub has taken all of it (routed to whoever subscribes,
+  // or to nobody) or holds the bystander back for a receiver that is full.
+  void publish_past_a_slow_reader(int fd) {
+    // First the hub takes in what the peer wrote (a SUBSCRIBE among it, or not), so that the
+    // events meet its subscriptions rather than race them: the kernel holds nothing of it unread
+    // (SIOCOUTQ; not awaited for long, as the hub may have stopped reading it), and the I/O thread
+    // has finished the turn that read it (peer_stats() runs on it).
+    auto end = std::chrono::steady_clock::now() + 200ms;
+    int unread = 0;
+    while (::ioctl(fd, SIOCOUTQ, &unread) == 0 && unread > 0 &&
+           std::chrono::steady_clock::now() < end) {
+      std::this_thread::sleep_for(1ms);
+    }
+    (void)hub_->peer_stats();
+    std::vector<Envelope> batch;
+    for (int i = 0; i < kSlowEvents; ++i) {
+      Envelope e;
+      e.kind = Kind::event;
+      e.topic = kTopic;
+      e.payload = Slice::copy_of(std::string(kSlowEventSize, static_cast<char>('a' + i % 26)));
+      batch.push_back(std::move(e));
+    }
+    FUZZ_CHECK(bystander_->submit(std::move(batch)).ok(), "the bystander publishes");
+    FUZZ_CHECK(poll_until([&] {
+                 HubStats s = hub_->stats();
+                 return s.paused > 0 || (bystander_->outbound_bytes() == 0 && s.parked_bytes == 0);
+               }),
+               "the hub takes the bystander's events or pauses it");
   }
 
   void on_batch(std::vector<Envelope>& batch) {

@@ -35,6 +35,17 @@ if (role === 'checker') {
     schema: z.string().refine(async (s) => s !== 'taken', { message: 'name already taken' }),
   });
   bus.handle('checker:handled', () => handled);
+  // The user's own class of the same name and code: not a schema's refusal.
+  class ValidationError extends Error {
+    constructor(message) {
+      super(message);
+      this.name = 'ValidationError';
+      this.code = 'E_VALIDATION';
+    }
+  }
+  bus.handle('own:check', () => {
+    throw new ValidationError('mine');
+  });
   const seen = [];
   const errors = [];
   bus.on('error', (err) => errors.push({ name: err.name, code: err.code, path: err.path, message: err.message }));
@@ -84,6 +95,14 @@ if (role === 'checker') {
       const vErr = await bus.invoke('math:add', { a: 1, b: 'two' }).catch((e) => e);
       assert.ok(vErr instanceof ValidationError);
       assert.equal(vErr.path, 'b');
+    });
+
+    it("a handler's own error named ValidationError stays a RemoteError", async () => {
+      const err = await bus.invoke('own:check').catch((e) => e);
+      assert.ok(err instanceof RemoteError, `got ${err?.constructor?.name}`);
+      assert.equal(err instanceof ValidationError, false);
+      assert.equal(err.name, 'ValidationError');
+      assert.equal(err.code, 'E_VALIDATION');
     });
 
     it("the handler receives the schema's output, and asynchronous schemas work", async () => {
