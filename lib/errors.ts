@@ -176,7 +176,7 @@ export class RemoteError extends SwitchboardError {
     this.stack = [
       header,
       ...remoteFrames,
-      `    --- invoke('${handlerName}') in pid ${process.pid} ---`,
+      `    --- invoke('${handlerName}') in pid ${(globalThis as { process?: { pid?: number } }).process?.pid ?? 0} ---`,
       ...localFrames,
     ].join('\n');
   }

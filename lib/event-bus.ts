@@ -11,7 +11,7 @@
 import { ByteWriter } from './bytes.js';
 import { Deadlines, type DeadlineEntry, type DeadlineList } from './deadlines.js';
 import { beginBatch, CodecError, DEFAULT_DECODE_LIMITS, type DecodeLimits, decode, encodeValue, endBatch } from './codec.js';
-import { detectProcess, type ProcessKind } from './detect.js';
+import type { ProcessKind } from './detect.js';
 import {
   AbortError,
   BufferFullError,
@@ -30,7 +30,8 @@ import {
 } from './errors.js';
 import { checkSchema, validate, type StandardSchema } from './schema.js';
 import { isPortLike, listen, MessagePortLink, type PortLike } from './message-port-link.js';
-import { native, type NativeGrants, type NativeHub, type NativePort, type NativePortState } from './native.js';
+import type { NativeGrants, NativeHub, NativePort, NativePortState } from './native.js';
+import { pid, platform } from './platform.js';
 import { beginFrame, endFrame, Flag, Kind, readFrames, type Envelope } from './wire.js';
 // The public types are declared once, in types/index.d.ts.
 import type { ConnectionState, EventBusOptions, PeerInfo } from '../types/index.js';
@@ -97,7 +98,7 @@ function remoteError(failure: RemoteFailure, below: Function): RemoteError {
       ? o.issues.map((i: any) => ({ message: String(i?.message ?? ''), path: String(i?.path ?? '') }))
       : [];
     const error = new ValidationError(String(o.message ?? ''), issues, failure.remote);
-    error.stack = `ValidationError: ${error.message}\n    --- invoke('${failure.name}') in pid ${process.pid} ---\n${(site.stack ?? '')
+    error.stack = `ValidationError: ${error.message}\n    --- invoke('${failure.name}') in pid ${pid()} ---\n${(site.stack ?? '')
       .split('\n')
       .filter((l) => /^\s+at /.test(l))
       .join('\n')}`;
@@ -178,10 +179,10 @@ function checkName(what: string, name: unknown): asserts name is string {
   if (typeof name !== 'string' || name.length === 0) {
     throw new InvalidArgumentError(`Expected the ${what} to be a non-empty string, got ${describe(name)}`);
   }
-  const bytes = name.length > 341 ? Buffer.byteLength(name) : name.length * 3; // 3 bytes/unit at most
-  if (bytes > 1024 && Buffer.byteLength(name) > 1024) {
+  const bytes = name.length > 341 ? utf8Length(name) : name.length * 3; // 3 bytes/unit at most
+  if (bytes > 1024 && utf8Length(name) > 1024) {
     throw new InvalidArgumentError(
-      `The ${what} '${name.slice(0, 40)}...' is ${Buffer.byteLength(name)} bytes in UTF-8; the limit is 1024`,
+      `The ${what} '${name.slice(0, 40)}...' is ${utf8Length(name)} bytes in UTF-8; the limit is 1024`,
     );
   }
 }
@@ -250,6 +251,27 @@ function checkAllow(allow: unknown): NativeGrants {
     }
   }
   return out;
+}
+
+/** UTF-8 length of a string, without Node's Buffer (the page build has none). */
+function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
+}
+
+/** A copy of raw payload bytes: a Buffer in Node.js, as before; a Uint8Array in a page. */
+function copyBytes(bytes: Uint8Array): Uint8Array {
+  const B = (globalThis as { Buffer?: { from(b: Uint8Array): Uint8Array } }).Buffer;
+  return B ? B.from(bytes) : bytes.slice();
 }
 
 function matches(pattern: string, topic: string): boolean {
@@ -363,8 +385,9 @@ export class EventBus {
       });
     }
 
-    this.#kind = detectProcess();
-    this.name = options.name ?? (process.title || `pid-${process.pid}`);
+    this.#kind = platform().detectProcess();
+    const proc = (globalThis as { process?: { title?: string; env?: Record<string, string | undefined> } }).process;
+    this.name = options.name ?? (proc?.title || (this.#kind === 'renderer' ? 'page' : `pid-${pid()}`));
     const onFrames = (frames: Buffer) => this.#onFrames(frames);
     const onState = (state: NativePortState, code: string, message: string) => this.#onState(state, code, message);
     if (options.port !== undefined) {
@@ -378,15 +401,15 @@ export class EventBus {
       this.#endpoint = '';
       this.#token = '';
       this.#port = new MessagePortLink(options.port as PortLike, onFrames, onState);
-      this.#self = { id: 0, role: this.#kind, name: this.name, pid: process.pid };
+      this.#self = { id: 0, role: this.#kind, name: this.name, pid: pid() };
       this.#updateRef(); // held until ready
       return;
     }
-    const binding = native();
+    const binding = platform().native();
 
     // Who are we? An explicit role wins; 'auto' follows DESIGN.md's table.
-    let endpoint = options.endpoint ?? process.env[ENV_ENDPOINT];
-    let token = options.token ?? process.env[ENV_TOKEN];
+    let endpoint = options.endpoint ?? proc?.env?.[ENV_ENDPOINT];
+    let token = options.token ?? proc?.env?.[ENV_TOKEN];
     let resolved: 'hub' | 'client';
     if (role !== 'auto') {
       resolved = role;
@@ -480,7 +503,7 @@ export class EventBus {
       this.#hub?.close();
       throw fromNative(err);
     }
-    this.#self = { id: 0, role: this.#kind, name: this.name, pid: process.pid };
+    this.#self = { id: 0, role: this.#kind, name: this.name, pid: pid() };
     this.#updateRef(); // held until ready
   }
 
@@ -997,7 +1020,7 @@ export class EventBus {
     this.#needDrain = false;
     this.#updateRef();
     // Asynchronously, as a stream's 'drain': never from inside the emit() or flush that caused it.
-    setImmediate(() => this.#emitDrain());
+    setTimeout(() => this.#emitDrain(), 0);
   }
 
   /** The port says its buffer fell to the mark. */
@@ -1144,7 +1167,7 @@ export class EventBus {
 
   /** `what` of `name` names the payload in an error message, built only on failure. */
   #decodePayload(env: Envelope, what: string, name: string): unknown {
-    if (env.flags & Flag.rawPayload) return Buffer.from(env.payload);
+    if (env.flags & Flag.rawPayload) return copyBytes(env.payload);
     if (env.payload.length === 0) return undefined;
     try {
       return decode(env.payload, this.#decodeLimits);

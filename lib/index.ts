@@ -4,6 +4,11 @@
 import type * as Public from '../types/index.js';
 import { EventBus as EventBusImpl } from './event-bus.js';
 import { detectProcess } from './detect.js';
+import { native } from './native.js';
+import { setPlatform } from './platform.js';
+
+// In Node.js (and Electron's main, preload and utility processes) the bus has the native addon.
+setPlatform({ native, detectProcess });
 
 export { detectProcess } from './detect.js';
 export {

@@ -79,7 +79,7 @@ export class MessagePortLink implements NativePort {
     if (data instanceof Uint8Array) {
       this.#framesIn++;
       // The bus reads views of what it is given (bulk values): this buffer is ours alone.
-      this.#onFrames(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+      this.#onFrames(data as Buffer);
       return;
     }
     const msg = data as { switchboard?: unknown; type?: unknown; peerId?: unknown } | null;

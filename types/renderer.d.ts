@@ -1,0 +1,36 @@
+// switchboard-ipc/renderer: the page build. The same EventBus and errors as in Node.js; a page
+// joins with `new EventBus({ port })` over the MessagePort main attached (bus.attachPort()).
+export {
+  EventBus,
+  EventMap,
+  HandlerMap,
+  PeerInfo,
+  EventContext,
+  InvokeContext,
+  InvokeOptions,
+  ConnectionState,
+  ConnectionEvent,
+  MessagePortLike,
+  EventBusOptions,
+  BusStats,
+  StandardSchemaV1,
+  DroppedEvent,
+  ValidationIssue,
+  SwitchboardError,
+  TimeoutError,
+  NoHandlerError,
+  ConnectionLostError,
+  AbortError,
+  ClosedError,
+  InvalidArgumentError,
+  OfflineQueueFullError,
+  NoEndpointError,
+  ValidationError,
+  ForbiddenError,
+  BufferFullError,
+  LimitError,
+  RemoteError,
+  CodecError,
+} from './index.js';
+/** Where this bus runs: always 'renderer' in the page build. */
+export declare function detectProcess(): 'renderer';
