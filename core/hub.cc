@@ -190,10 +190,11 @@ class Hub::Impl : public std::enable_shared_from_this<Hub::Impl> {
   void wait_for(Peer& publisher, Peer& receiver);
   void watch(Peer& receiver);
   void on_drained(PeerId receiver);
-  void release_waiters(Peer& receiver);
-  // The receiver takes less than before (it unsubscribed or unregistered): the publishers waiting
-  // for it retry their parked frames (posted), and wait for it again only if those still go to it.
-  void unblock_waiters(Peer& receiver);
+  // The publishers waiting for `receiver` go on (they wait again for whoever is still full).
+  // `posted`: resumed from the I/O thread later, as when this runs on a local port's submitting
+  // thread (route_now) while routing: for a receiver that takes less than before (it
+  // unsubscribed or unregistered), since resuming reads from connections.
+  void release_waiters(Peer& receiver, bool posted = false);
   void resume(Peer& publisher);
   void post_resume(PeerId publisher);
   void stall(Peer& receiver);
@@ -791,7 +792,7 @@ bool Hub::Impl::handle(Peer& peer, Envelope& env) {
     }
     case Kind::unsubscribe:
       router_.unsubscribe(peer.id, env.topic);
-      unblock_waiters(peer);
+      release_waiters(peer, true);
       ack(peer, env.id, {});
       break;
     case Kind::register_:
@@ -808,7 +809,7 @@ bool Hub::Impl::handle(Peer& peer, Envelope& env) {
       break;
     case Kind::unregister:
       router_.unregister_handler(peer.id, env.topic);
-      unblock_waiters(peer);
+      release_waiters(peer, true);
       ack(peer, env.id, {});
       break;
     case Kind::invoke:
@@ -1125,27 +1126,19 @@ void Hub::Impl::on_drained(PeerId id) {
   release_waiters(*receiver);
 }
 
-void Hub::Impl::release_waiters(Peer& receiver) {
+void Hub::Impl::release_waiters(Peer& receiver, bool posted) {
   std::unordered_set<PeerId> waiters;
   waiters.swap(receiver.waiters);
   for (PeerId w : waiters) {
     Peer* publisher = find(w);
     if (!publisher) continue;
     publisher->blocked_on.erase(receiver.id);
-    if (publisher->blocked_on.empty()) resume(*publisher);
-  }
-}
-
-void Hub::Impl::unblock_waiters(Peer& receiver) {
-  std::unordered_set<PeerId> waiters;
-  waiters.swap(receiver.waiters);
-  for (PeerId w : waiters) {
-    Peer* publisher = find(w);
-    if (!publisher) continue;
-    publisher->blocked_on.erase(receiver.id);
-    // Posted: this may run on a local port's submitting thread (route_now), and resuming reads
-    // from a connection, which belongs to the I/O thread.
-    if (publisher->blocked_on.empty()) post_resume(w);
+    if (!publisher->blocked_on.empty()) continue;
+    if (posted) {
+      post_resume(w);
+    } else {
+      resume(*publisher);
+    }
   }
 }
 
