@@ -4,19 +4,19 @@
 // event through the hub to a subscriber in another process, in order and byte-exact, while the
 // hub keeps at most its high-water mark plus one message queued for the subscriber. The same
 // holds for the hub's own bus (its in-process peer) and for a worker thread, and a drained()
-// still pending when the bus closes rejects with ClosedError.
+// still pending keeps its process alive, and rejects with ClosedError when the bus closes.
 //
-// One program in one role besides 'main' (the test process and the hub): 'peer' (flow-peers.mjs),
+// Roles: 'main' (the test process and the hub), 'keepalive' (below) and 'peer' (flow-peers.mjs),
 // forked as the sender and the receiver, or started as a worker thread.
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { EventBus, InvalidArgumentError } from '../../dist/esm/index.js';
-import { currentRole, deadline, exitCode } from './support.mjs';
+import { checkClosed, currentRole, deadline, exitCode, forkRole, isAlive, messageFrom } from './support.mjs';
 import {
-  atRest, cleanUp, flowOf, forkPeer, held, KiB, MiB, publish, quit, runPeer, sanitized, scaled, until,
-  workerPeer,
+  atRest, chunk, cleanUp, flowOf, forkPeer, held, KiB, MiB, publish, quit, runPeer, sanitized, scaled, sleep,
+  until, workerPeer,
 } from './flow-peers.mjs';
 
 const thisFile = fileURLToPath(import.meta.url);
@@ -198,6 +198,25 @@ function runMain() {
       });
     });
 
+    it('a pending drained() keeps its process alive until the bus drains', { timeout: 60_000 }, async (t) => {
+      await newHub({ stallTimeoutMs: 60_000, pingIntervalMs: 0 });
+      const receiver = await forkPeer(thisFile, hub, { name: 'receiver', sub: { topic: 'bulk:data', size: MiB } });
+      peers.push(receiver);
+      const report = receiver.message('report');
+      receiver.stop();
+      const child = forkRole(thisFile, 'keepalive', hub.childEnv());
+      const waiting = await deadline(20_000, 'the keepalive process to wait', messageFrom(child, (m) => m.type === 'waiting'));
+      // Held while the receiver is stopped: the process must still be there.
+      await sleep(1_000);
+      assert.ok(isAlive(child), `the process waiting in drained() is still alive (exited ${JSON.stringify({ code: child.exitCode, signal: child.signalCode })})`);
+      receiver.cont();
+      assert.deepEqual(await deadline(20_000, 'the keepalive process to exit', exitCode(child)), { code: 0, signal: null });
+      const r = await deadline(20_000, 'the receiver to report', report);
+      assert.deepEqual(intact(r.feed), ALL(waiting.seq), 'everything it emitted arrived');
+      t.diagnostic(`held after ${waiting.seq} events of 1 MiB; alive while held, exited 0 once drained`);
+      await closeAll(receiver);
+    });
+
     it('a drained() still pending when its bus closes rejects with ClosedError', { timeout: 60_000 }, async (t) => {
       await newHub({ stallTimeoutMs: 60_000, pingIntervalMs: 0 });
       const receiver = await forkPeer(thisFile, hub, { name: 'receiver', sub: { topic: 'bulk:data', size: MiB } });
@@ -220,5 +239,33 @@ function runMain() {
   });
 }
 
+/**
+ * The role 'keepalive': emits to a stopped subscriber until it is held, lets go of its IPC
+ * channel, and awaits drained() at the top level. Only the pending drained() can keep the process
+ * alive (an idle bus does not); were it not to, Node.js would exit with code 13 (an unsettled
+ * top-level await) before the subscriber reads again.
+ */
+async function runKeepAlive() {
+  const bus = new EventBus({ name: 'keepalive' });
+  await bus.ready();
+  // Emits, honouring false, until a drained() is still pending after 300 ms: the hub holds the
+  // feed for the stopped subscriber.
+  let seq = 0;
+  let pending;
+  for (;;) {
+    while (bus.emit('bulk:data', { seq: seq++, bytes: chunk(seq - 1, MiB) }));
+    pending = bus.drained();
+    const first = await Promise.race([pending.then(() => 'drained'), sleep(300).then(() => 'held')]);
+    if (first === 'held') break;
+  }
+  await new Promise((resolve) => process.send?.({ type: 'waiting', seq }, resolve));
+  process.channel?.unref();
+  await pending;
+  bus.emit('bulk:data:end', { sent: seq, error: null });
+  await bus.close();
+  checkClosed(bus, 'keepalive');
+}
+
 if (role === 'main') runMain();
+else if (role === 'keepalive') await runKeepAlive();
 else await runPeer();

@@ -226,7 +226,7 @@ export async function publish(bus, feed, report = () => {}) {
  *   pub?: { topic: string, count: number, size?: number, mode?: string, yieldEvery?: number, progress?: boolean, retry?: boolean },
  *   echo?: { topic: string },
  *   serve?: { name: string },
- *   answer?: { name: string },
+ *   answer?: { name: string, hold?: boolean },
  * }} PeerConfig
  */
 
@@ -300,9 +300,17 @@ export async function runPeer() {
     // A handler that publishes a feed of its own before it answers.
     bus.handle(cfg.serve.name, async (feed) => publish(bus, feed));
   }
+  // Calls held until the test sends 'release' (answer.hold).
+  const holding = [];
   if (cfg.answer) {
-    // A handler that answers with what it was sent, and when.
-    bus.handle(cfg.answer.name, (req) => ({ req, at: wall() }));
+    // A handler that answers with what it was sent, and when; with `hold`, only on 'release'.
+    bus.handle(cfg.answer.name, (req) => {
+      if (!cfg.answer.hold) return { req, at: wall() };
+      return new Promise((resolve) => {
+        holding.push(() => resolve({ req, at: wall() }));
+        toParent({ type: 'holding', count: holding.length });
+      });
+    });
   }
 
   const runPub = async (extra = {}) => {
@@ -336,6 +344,11 @@ export async function runPeer() {
         const outcomes = await Promise.all(calls);
         const ok = outcomes.filter((o) => o === 'ok').length;
         toParent({ type: 'called', ok, failures: outcomes.filter((o) => o !== 'ok').slice(0, 5) });
+      } else if (msg.type === 'release') {
+        const n = holding.length;
+        for (const answer of holding.splice(0)) answer();
+        await bus.drained();
+        toParent({ type: 'released', count: n });
       } else if (msg.type === 'feeds') {
         toParent({ type: 'feeds', feeds: snapshot(), dropped: bus.stats().dropped });
       } else if (msg.type === 'close') {
