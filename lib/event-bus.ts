@@ -635,6 +635,11 @@ export class EventBus {
     let peer: NativePort | undefined;
     let welcomed = false;
     let detached = false;
+    // Flow control over the port (docs/PROTOCOL.md 1.4): a MessagePort cannot be left unread, so
+    // when what this peer sent waits in the hub (its receivers are full) past the mark, the page
+    // is told to pause, and told to resume when it has drained; a page that goes on regardless
+    // is detached once it has twice its hard limit waiting.
+    let paused = false;
     const detach = (): void => {
       if (detached) return;
       detached = true;
@@ -646,6 +651,9 @@ export class EventBus {
       if (state === 'connected' && peer && !welcomed && !detached) {
         welcomed = true;
         port.postMessage({ switchboard: 1, type: 'welcome', peerId: peer.peerId() });
+      } else if (state === 'drain' && paused && !detached) {
+        paused = false;
+        port.postMessage({ switchboard: 1, type: 'resume' });
       } else if (state === 'closed') {
         detach();
       }
@@ -658,7 +666,21 @@ export class EventBus {
       (data) => {
         if (detached || !(data instanceof Uint8Array)) return;
         try {
-          peer!.submit(data);
+          const held = peer!.submit(data);
+          if (held > this.#outboundMark && !paused) {
+            paused = true;
+            port.postMessage({ switchboard: 1, type: 'pause' });
+            peer!.notifyDrain(this.#outboundMark / 2);
+          } else if (held > 2 * this.#outboundMax) {
+            detach();
+            if (this.#errorListeners.size > 0) {
+              this.#reportError(
+                new BufferFullError(
+                  `the page '${name}' went on sending while told to pause, with ${held} bytes waiting in the hub; it was detached`,
+                ),
+              );
+            }
+          }
         } catch (err) {
           // Bytes that are not whole frames: that peer is gone, and main goes on.
           detach();

@@ -6,6 +6,8 @@
 // What crosses the port (docs/PROTOCOL.md, "MessagePort link"):
 // - main -> page: first a welcome object { switchboard: 1, type: 'welcome', peerId }, then
 //   Uint8Array batches of wire frames, exactly as on a socket (4-byte length, msgpack envelope);
+//   and { switchboard: 1, type: 'pause' | 'resume' } when what the page sent waits in the hub
+//   past its mark (flow control: the page's emit() then returns false until 'resume');
 // - page -> main: Uint8Array batches of wire frames;
 // - either side closes the port to leave; the other side sees 'close' where the port has one.
 import type { NativePort, NativePortStats, OnFrames, OnState } from './native.js';
@@ -64,6 +66,12 @@ export class MessagePortLink implements NativePort {
   #framesIn = 0;
   #framesOut = 0;
   #posts = 0;
+  // Flow control: while main says pause, what is posted counts as held, on top of the mark, so
+  // that emit() returns false and, past outbound.maxBytes, refuses.
+  #paused = false;
+  #heldSincePause = 0;
+  #drainWanted = false;
+  #mark = 8 * 1024 * 1024;
 
   constructor(port: PortLike, onFrames: OnFrames, onState: OnState) {
     this.#port = port;
@@ -83,6 +91,19 @@ export class MessagePortLink implements NativePort {
       return;
     }
     const msg = data as { switchboard?: unknown; type?: unknown; peerId?: unknown } | null;
+    if (msg?.switchboard === 1 && msg.type === 'pause') {
+      this.#paused = true;
+      return;
+    }
+    if (msg?.switchboard === 1 && msg.type === 'resume') {
+      this.#paused = false;
+      this.#heldSincePause = 0;
+      if (this.#drainWanted) {
+        this.#drainWanted = false;
+        this.#onState('drain', '', '');
+      }
+      return;
+    }
     if (msg?.switchboard === 1 && msg.type === 'welcome' && typeof msg.peerId === 'number') {
       this.#peerId = msg.peerId;
       this.#state = 'connected';
@@ -106,15 +127,19 @@ export class MessagePortLink implements NativePort {
     this.#port.postMessage(frames.slice());
     this.#posts++;
     this.#framesOut++;
-    return 0;
+    if (this.#paused) this.#heldSincePause += frames.byteLength;
+    return this.outbound();
   }
 
   outbound(): number {
-    return 0; // a MessagePort buffers inside the browser; it cannot say how much
+    // A MessagePort cannot say what it holds; main says when the hub holds too much of ours.
+    return this.#paused ? this.#mark + 1 + this.#heldSincePause : 0;
   }
 
-  notifyDrain(_below: number): void {
-    queueMicrotask(() => this.#onState('drain', '', ''));
+  notifyDrain(below: number): void {
+    this.#mark = below;
+    if (!this.#paused) queueMicrotask(() => this.#onState('drain', '', ''));
+    else this.#drainWanted = true;
   }
 
   close(): void {

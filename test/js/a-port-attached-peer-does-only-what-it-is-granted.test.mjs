@@ -14,10 +14,23 @@ import { after, before, describe, it } from 'node:test';
 import { MessageChannel, Worker, isMainThread, workerData, parentPort } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { ConnectionLostError, EventBus, ForbiddenError, InvalidArgumentError } from '../../dist/esm/index.js';
-import { deadline } from './support.mjs';
+import { currentRole, deadline, forkRole, killLeftovers, messageFrom } from './support.mjs';
 
 const thisFile = fileURLToPath(import.meta.url);
 const GRANTS = { emit: ['page:*'], subscribe: ['main:*'], invoke: ['app:*'], handle: ['page:*'] };
+
+// --- A subscriber in its own process (to be stopped) ---------------------------------------------
+if (isMainThread && currentRole() === 'subscriber') {
+  const sub = new EventBus({ role: 'client', name: 'sub' });
+  let n = 0;
+  sub.on('page:bulk', (b) => {
+    if (b.length === 1 << 20 && b[7] === (n & 255)) n++;
+    else n = -1e9;
+  });
+  sub.handle('sub:count', () => n);
+  await sub.ready();
+  process.send({ type: 'ready' });
+}
 
 // --- The page (a worker thread) ------------------------------------------------------------------
 if (!isMainThread) {
@@ -93,7 +106,7 @@ async function settle(bus, pred, what) {
   assert.fail(`${what}: ${JSON.stringify(bus.stats().hub)}`);
 }
 
-if (isMainThread) {
+if (isMainThread && currentRole() === 'main') {
   describe('a port-attached peer does only what it is granted', { timeout: 90_000 }, () => {
     let bus;
     let baseline;
@@ -221,6 +234,51 @@ if (isMainThread) {
         (h) => h.peers === baseline.peers && h.subscriptions === baseline.subscriptions && h.handlers === baseline.handlers && h.pendingInvokes === 0,
         'baseline after 50 rounds',
       );
+    });
+
+    it("a page that floods a stopped subscriber is paused: the hub's memory stays bounded", async () => {
+      const sub = forkRole(fileURLToPath(import.meta.url), 'subscriber', bus.childEnv());
+      const { port1, port2 } = new MessageChannel();
+      bus.attachPort(port1, { name: 'flooder', allow: { emit: ['page:*'] } });
+      const page = new EventBus({ port: port2, name: 'flooder' });
+      try {
+        await deadline(10_000, 'the subscriber', messageFrom(sub, (m) => m.type === 'ready'));
+        await page.ready();
+        sub.kill('SIGSTOP');
+        let falses = 0;
+        let peakParked = 0;
+        const N = 64;
+        const sending = (async () => {
+          for (let i = 0; i < N; i++) {
+            const b = new Uint8Array(1 << 20).fill(i & 255);
+            if (!page.emit('page:bulk', b)) {
+              falses++;
+              await page.drained();
+            }
+          }
+          await page.drained();
+        })();
+        for (let t = 0; t < 100; t++) {
+          peakParked = Math.max(peakParked, bus.stats().hub.parkedBytes);
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        sub.kill('SIGCONT');
+        await deadline(30_000, 'the page to send everything', sending);
+        let got = 0;
+        for (let i = 0; i < 300 && got !== N; i++) {
+          got = await bus.invoke('sub:count');
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        console.log(`# page paused: emit() false ${falses} times; hub parked at most ${(peakParked / 2 ** 20).toFixed(1)} MiB; subscriber got ${got} of ${N}`);
+        assert.equal(got, N, 'every event arrived, in order, intact');
+        assert.ok(falses > 0, "the page's emit() returned false");
+        assert.ok(peakParked <= 24 * 2 ** 20, `the hub parked ${peakParked} bytes for the page`);
+      } finally {
+        sub.kill('SIGCONT');
+        await page.close();
+        killLeftovers([sub]);
+      }
+      await settle(bus, (h) => h.peers === baseline.peers && h.subscriptions === baseline.subscriptions, 'baseline');
     });
 
     it('attachPort is for the hub, with a port and grants it understands', async () => {
