@@ -1244,11 +1244,13 @@ void Hub::Impl::arm_flow_timer() {
     return;
   }
   if (!flow_timer_) flow_timer_ = std::make_unique<asio::steady_timer>(io_.context());
-  // Fine enough that a stall is declared within a few percent of stall_timeout, and that a local
-  // peer's drain is seen soon even when nothing tells the hub.
+  // Fine enough that a stall is declared at most 20 ms after stall_timeout (the bound for
+  // the others to go on is the timeout + 200 ms; 40 ms ticks left some runs 2181 ms after the
+  // pause), and that a local peer's drain is seen soon even when nothing tells the hub. Only
+  // while someone is watched.
   auto tick =
-      std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(opt_.stall_timeout / 50),
-                 std::chrono::milliseconds(5), std::chrono::milliseconds(40));
+      std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(opt_.stall_timeout / 100),
+                 std::chrono::milliseconds(5), std::chrono::milliseconds(20));
   flow_timer_->expires_after(tick);
   flow_timer_->async_wait([this](std::error_code ec) {
     if (ec || shut_down_) return;
