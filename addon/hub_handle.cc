@@ -196,6 +196,16 @@ Napi::Value HubHandle::connect_local(const Napi::CallbackInfo& info) {
       }
       peer.grants = std::make_shared<const Grants>(std::move(grants));
     }
+    // A sixth, { origin, window }: what other peers are told of a page.
+    if (info.Length() > 5 && info[5].IsObject()) {
+      Napi::Object page = info[5].As<Napi::Object>();
+      if (Napi::Value o = page.Get("origin"); o.IsString())
+        peer.origin = o.As<Napi::String>().Utf8Value();
+      if (Napi::Value w = page.Get("window");
+          w.IsNumber() && w.As<Napi::Number>().DoubleValue() > 0) {
+        peer.window = static_cast<std::uint64_t>(w.As<Napi::Number>().DoubleValue());
+      }
+    }
     Delivery<PortSink>* delivery =
         PortHandle::make_delivery(env, info[2].As<Napi::Function>(), info[3].As<Napi::Function>());
     if (delivery == nullptr) {

@@ -132,11 +132,13 @@ Slice encode_peer_info(const PeerInfo& info) {
   auto buf = std::make_shared<Buffer>();
   BufferWriter w{buf.get()};
   msgpack::packer<BufferWriter> pk(w);
-  pk.pack_map(5);
+  pk.pack_map(5 + (info.origin.empty() ? 0 : 1) + (info.window == 0 ? 0 : 1));
   pack_kv(pk, "id", info.id);
   pack_kv(pk, "role", info.role);
   pack_kv(pk, "name", info.name);
   pack_kv(pk, "pid", info.pid);
+  if (!info.origin.empty()) pack_kv(pk, "origin", info.origin);
+  if (info.window != 0) pack_kv(pk, "window", info.window);
   pk.pack_str(2);
   pk.pack_str_body("up", 2);
   if (info.up) {
@@ -224,6 +226,10 @@ Status decode_peer_info(const Slice& payload, PeerInfo& out) {
       read_uint(v, out.pid);
     else if (key == "up" && v.type == msgpack::type::BOOLEAN)
       out.up = v.via.boolean;
+    else if (key == "origin")
+      read_str(v, out.origin);
+    else if (key == "window")
+      read_uint(v, out.window);
   });
 }
 

@@ -40,6 +40,10 @@ struct PeerInfo {
   std::string name;
   std::uint64_t pid = 0;
   bool up = true;
+  // A page attached through the hub's process: its frame's origin and its window (Electron's
+  // webContents id). Sent only when set.
+  std::string origin = {};
+  std::uint64_t window = 0;
 };
 
 Slice encode_hello(const Hello& hello);

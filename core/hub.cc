@@ -140,6 +140,8 @@ class Hub::Impl : public std::enable_shared_from_this<Hub::Impl> {
     std::shared_ptr<Connection> conn;      // socket peers
     std::shared_ptr<LocalLink> local;      // the in-process peer
     std::shared_ptr<const Grants> grants;  // null: everything is allowed (grants.h)
+    std::string origin;                    // a page's (LocalPeerInfo)
+    std::uint64_t window = 0;
     std::unique_ptr<asio::steady_timer> handshake_timer;
     std::unordered_map<std::uint64_t, std::uint64_t> calls_out;  // caller's id -> hub call id
     std::unordered_set<std::uint64_t> serving;                   // hub call ids sent to this peer
@@ -524,7 +526,8 @@ void Hub::Impl::announce(Peer& to, const Peer& about, bool up) {
   e.kind = Kind::peer;
   e.id = about.id;
   e.topic = about.role;
-  e.payload = encode_peer_info(PeerInfo{about.id, about.role, about.name, about.pid, up});
+  e.payload = encode_peer_info(
+      PeerInfo{about.id, about.role, about.name, about.pid, up, about.origin, about.window});
   send_to(to, std::move(e));
 }
 
@@ -1454,6 +1457,8 @@ std::unique_ptr<Port> Hub::Impl::connect_local(LocalPeerInfo info, PortCallbacks
     peer->name = info.name;
     peer->pid = info.pid ? info.pid : static_cast<std::uint64_t>(::getpid());
     peer->grants = info.grants;
+    peer->origin = info.origin;
+    peer->window = info.window;
     peer->local = link;
     link->id = peer->id;
     peers_.emplace(peer->id, std::move(peer));

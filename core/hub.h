@@ -164,6 +164,9 @@ struct LocalPeerInfo {
   // Null: may do everything (the hub's own bus). Else only what these allow (a page attached
   // through the hub's process); the rest is refused with E_FORBIDDEN (grants.h).
   std::shared_ptr<const Grants> grants;
+  // A page's frame origin and window (webContents id), announced to every peer with it.
+  std::string origin = {};
+  std::uint64_t window = 0;
 };
 
 class Hub {

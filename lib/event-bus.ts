@@ -616,7 +616,10 @@ export class EventBus {
    * the page's payloads. Returns a function that detaches it (its subscriptions are freed, its
    * calls fail on both sides with ConnectionLostError); closing the port does the same.
    */
-  attachPort(port: unknown, options: { name?: string; role?: string; allow?: NativeGrants } = {}): () => void {
+  attachPort(
+    port: unknown,
+    options: { name?: string; role?: string; allow?: NativeGrants; origin?: string; window?: number } = {},
+  ): () => void {
     this.#assertOpen();
     if (!this.#hub) {
       throw new InvalidArgumentError(
@@ -659,7 +662,8 @@ export class EventBus {
       }
     };
     // Each delivery is a fresh buffer the addon never touches again: it is posted as it is.
-    peer = this.#hub.connectLocal(role, name, (frames) => !detached && port.postMessage(frames), onState, grants);
+    const page = { origin: typeof options.origin === 'string' ? options.origin : undefined, window: typeof options.window === 'number' ? options.window : undefined };
+    peer = this.#hub.connectLocal(role, name, (frames) => !detached && port.postMessage(frames), onState, grants, page);
     this.#attached.add(detach);
     listen(
       port,
@@ -1333,7 +1337,11 @@ export class EventBus {
     }
     if (!info || typeof info.id !== 'number') return;
     if (info.up) {
-      this.#peers.set(info.id, { id: info.id, role: String(info.role), name: String(info.name), pid: Number(info.pid) });
+      const peer: PeerInfo = { id: info.id, role: String(info.role), name: String(info.name), pid: Number(info.pid) };
+      // A page attached by main: its frame's origin and its window, as main stamped them.
+      if (typeof info.origin === 'string') peer.origin = info.origin;
+      if (typeof info.window === 'number') peer.window = info.window;
+      this.#peers.set(info.id, peer);
     } else {
       this.#peers.delete(info.id);
     }

@@ -94,7 +94,13 @@ export function attachWindow(bus: BusImpl, webContents: WebContentsLike, options
     if (options.origins && !options.origins.includes(origin)) return;
     endPage(); // a reload's new page replaces the old one's peer
     const { port1, port2 } = new MessageChannelMain();
-    detachPage = bus.attachPort(port1, { name: `${origin} #${webContents.id}`, role: 'renderer', allow: options.allow });
+    detachPage = bus.attachPort(port1, {
+      name: `${origin} #${webContents.id}`,
+      role: 'renderer',
+      allow: options.allow,
+      origin,
+      window: webContents.id,
+    });
     frame.postMessage(PORT_CHANNEL, null, [port2]);
   };
   const onNavigation = (_event: unknown, _url: string, isInPlace: boolean, isMainFrame: boolean): void => {

@@ -113,7 +113,14 @@ export interface NativeHub {
    * Joins this process to its own hub without a socket. With `grants`, the peer may do only
    * what they list (a page attached by main; core/grants.h).
    */
-  connectLocal(role: string, name: string, onFrames: OnFrames, onState: OnState, grants?: NativeGrants): NativePort;
+  connectLocal(
+    role: string,
+    name: string,
+    onFrames: OnFrames,
+    onState: OnState,
+    grants?: NativeGrants,
+    page?: { origin?: string; window?: number },
+  ): NativePort;
   /**
    * Begins accepting connections (after acceptAtStart: false). What a local port submitted
    * before this call is routed before the first peer is accepted. Idempotent; a no-op once closed.

@@ -19,6 +19,10 @@ export interface PeerInfo {
   name: string;
   /** From the kernel (SO_PEERCRED) where available. */
   pid: number;
+  /** A page attached by main: its frame's origin, as main saw it (not as the page claims). */
+  origin?: string;
+  /** A page attached with attachWindow(): its window's webContents id. */
+  window?: number;
 }
 
 export interface EventContext {
@@ -294,7 +298,10 @@ export declare class EventBus<
    * Hub only: makes a MessagePort a peer of this hub (its other end runs `new EventBus({ port })`),
    * allowed only what `allow` grants. Returns a function that detaches it.
    */
-  attachPort(port: MessagePortLike, options?: { name?: string; role?: string; allow?: Grants }): () => void;
+  attachPort(
+    port: MessagePortLike,
+    options?: { name?: string; role?: string; allow?: Grants; origin?: string; window?: number },
+  ): () => void;
 
   /** Environment entries that let a process this one spawns join the bus. */
   childEnv(): Record<string, string>;

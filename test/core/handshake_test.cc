@@ -548,5 +548,21 @@ TEST(RandomToken, TwoCallsDiffer) {
   EXPECT_FALSE(constant_time_equal(a, b));
 }
 
+TEST(PeerInfo, APageCarriesItsOriginAndWindowAndOthersDoNot) {
+  PeerInfo page{7, "renderer", "https://app.example #3", 42, true, "https://app.example", 3};
+  PeerInfo out;
+  ASSERT_TRUE(decode_peer_info(encode_peer_info(page), out).ok());
+  EXPECT_EQ(out.origin, "https://app.example");
+  EXPECT_EQ(out.window, 3u);
+  EXPECT_EQ(out.name, page.name);
+  PeerInfo plain{8, "node", "server", 43, true};
+  PeerInfo plain_out;
+  Slice bytes = encode_peer_info(plain);
+  ASSERT_TRUE(decode_peer_info(bytes, plain_out).ok());
+  EXPECT_TRUE(plain_out.origin.empty());
+  EXPECT_EQ(plain_out.window, 0u);
+  EXPECT_EQ(bytes.view().find("origin"), std::string_view::npos) << "sent only when set";
+}
+
 }  // namespace
 }  // namespace switchboard

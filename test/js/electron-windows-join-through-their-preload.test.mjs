@@ -90,6 +90,8 @@ describe('Electron windows join through their preload', { timeout: 90_000 }, () 
       const sender = await deadline(5000, 'page:hello', hello);
       assert.equal(sender.role, 'renderer');
       assert.equal(sender.name, `https://app.example #${contents.id}`);
+      assert.equal(sender.origin, 'https://app.example', "the frame's origin, stamped by main");
+      assert.equal(sender.window, contents.id, "the window's webContents id");
       const refused = await pb.invoke('admin:wipe').catch((e) => e);
       assert.equal(refused.code, 'E_FORBIDDEN');
     } finally {
