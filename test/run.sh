@@ -18,3 +18,5 @@ SWITCHBOARD_NATIVE="$PWD/build/addon/switchboard.node" npm run test:js
 npm run test:types
 # Packaging: the tarball installs and works on a PATH with no compiler.
 bash test/pack-smoke.sh
+# Inside real Electron when a binary is present; here it says that it skipped, and why.
+npm run --silent test:electron
