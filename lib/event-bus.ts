@@ -168,6 +168,8 @@ const DEFAULT_OFFLINE_FRAMES = 10_000;
 const RESERVED = new Set(['connection', 'error', 'drain', 'dropped']);
 const DEFAULT_OUTBOUND_MARK = 8 * 1024 * 1024;
 const DEFAULT_OUTBOUND_MAX = 64 * 1024 * 1024;
+// attachPort(): how much of a page's traffic main acknowledges at once (docs/PROTOCOL.md 1.4).
+const ACK_STEP = 256 * 1024;
 
 /** What the hub told this bus it missed while it was stalled (the 'dropped' bus event). */
 interface DroppedInfo {
@@ -639,10 +641,24 @@ export class EventBus {
     let welcomed = false;
     let detached = false;
     // Flow control over the port (docs/PROTOCOL.md 1.4): a MessagePort cannot be left unread, so
-    // when what this peer sent waits in the hub (its receivers are full) past the mark, the page
-    // is told to pause, and told to resume when it has drained; a page that goes on regardless
-    // is detached once it has twice its hard limit waiting.
-    let paused = false;
+    // the page counts what it posted and main acknowledges what the hub has taken (routed) of
+    // it; the page's emit() returns false while more than its mark is unacknowledged. What the
+    // hub holds for a page is thus at most that mark and one batch. A page that ignores it is
+    // detached once twice main's hard limit waits.
+    let received = 0;
+    let acked = 0;
+    let drainArmed = false;
+    const ack = (held: number): void => {
+      const taken = received - held;
+      if (taken > acked) {
+        acked = taken;
+        port.postMessage({ switchboard: 1, type: 'ack', bytes: taken });
+      }
+      if (held > 0 && !drainArmed) {
+        drainArmed = true;
+        peer!.notifyDrain(0); // everything routed: acknowledge the rest
+      }
+    };
     const detach = (): void => {
       if (detached) return;
       detached = true;
@@ -654,9 +670,9 @@ export class EventBus {
       if (state === 'connected' && peer && !welcomed && !detached) {
         welcomed = true;
         port.postMessage({ switchboard: 1, type: 'welcome', peerId: peer.peerId() });
-      } else if (state === 'drain' && paused && !detached) {
-        paused = false;
-        port.postMessage({ switchboard: 1, type: 'resume' });
+      } else if (state === 'drain' && !detached) {
+        drainArmed = false;
+        ack(peer!.outbound());
       } else if (state === 'closed') {
         detach();
       }
@@ -670,12 +686,12 @@ export class EventBus {
       (data) => {
         if (detached || !(data instanceof Uint8Array)) return;
         try {
+          received += data.byteLength;
           const held = peer!.submit(data);
-          if (held > this.#outboundMark && !paused) {
-            paused = true;
-            port.postMessage({ switchboard: 1, type: 'pause' });
-            peer!.notifyDrain(this.#outboundMark / 2);
-          } else if (held > 2 * this.#outboundMax) {
+          // Acknowledged in steps (a message per batch would double the port's traffic), and at
+          // once when something waits: the page may be waiting for it.
+          if (held > 0 || received - held - acked >= ACK_STEP) ack(held);
+          if (held > 2 * this.#outboundMax) {
             detach();
             if (this.#errorListeners.size > 0) {
               this.#reportError(

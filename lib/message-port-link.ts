@@ -6,8 +6,9 @@
 // What crosses the port (docs/PROTOCOL.md, "MessagePort link"):
 // - main -> page: first a welcome object { switchboard: 1, type: 'welcome', peerId }, then
 //   Uint8Array batches of wire frames, exactly as on a socket (4-byte length, msgpack envelope);
-//   and { switchboard: 1, type: 'pause' | 'resume' } when what the page sent waits in the hub
-//   past its mark (flow control: the page's emit() then returns false until 'resume');
+//   and { switchboard: 1, type: 'ack', bytes } saying how many bytes of what the page sent the
+//   hub has taken so far (flow control: what is posted and not acknowledged is the page's
+//   outbound buffer, so its emit() returns false past its mark until acks come);
 // - page -> main: Uint8Array batches of wire frames;
 // - either side closes the port to leave; the other side sees 'close' where the port has one.
 import type { NativePort, NativePortStats, OnFrames, OnState } from './native.js';
@@ -66,12 +67,11 @@ export class MessagePortLink implements NativePort {
   #framesIn = 0;
   #framesOut = 0;
   #posts = 0;
-  // Flow control: while main says pause, what is posted counts as held, on top of the mark, so
-  // that emit() returns false and, past outbound.maxBytes, refuses.
-  #paused = false;
-  #heldSincePause = 0;
-  #drainWanted = false;
-  #mark = 8 * 1024 * 1024;
+  // Flow control: bytes posted, and bytes main says the hub has taken. The difference is this
+  // bus's outbound buffer: emit() returns false past its mark and refuses past outbound.maxBytes.
+  #posted = 0;
+  #acked = 0;
+  #drainBelow = -1; // notifyDrain()'s mark while it waits
 
   constructor(port: PortLike, onFrames: OnFrames, onState: OnState) {
     this.#port = port;
@@ -91,15 +91,11 @@ export class MessagePortLink implements NativePort {
       return;
     }
     const msg = data as { switchboard?: unknown; type?: unknown; peerId?: unknown } | null;
-    if (msg?.switchboard === 1 && msg.type === 'pause') {
-      this.#paused = true;
-      return;
-    }
-    if (msg?.switchboard === 1 && msg.type === 'resume') {
-      this.#paused = false;
-      this.#heldSincePause = 0;
-      if (this.#drainWanted) {
-        this.#drainWanted = false;
+    const ackMsg = data as { switchboard?: unknown; type?: unknown; bytes?: unknown } | null;
+    if (ackMsg?.switchboard === 1 && ackMsg.type === 'ack' && typeof ackMsg.bytes === 'number') {
+      if (ackMsg.bytes > this.#acked) this.#acked = Math.min(ackMsg.bytes, this.#posted);
+      if (this.#drainBelow >= 0 && this.outbound() <= this.#drainBelow) {
+        this.#drainBelow = -1;
         this.#onState('drain', '', '');
       }
       return;
@@ -127,19 +123,21 @@ export class MessagePortLink implements NativePort {
     this.#port.postMessage(frames.slice());
     this.#posts++;
     this.#framesOut++;
-    if (this.#paused) this.#heldSincePause += frames.byteLength;
+    this.#posted += frames.byteLength;
     return this.outbound();
   }
 
   outbound(): number {
-    // A MessagePort cannot say what it holds; main says when the hub holds too much of ours.
-    return this.#paused ? this.#mark + 1 + this.#heldSincePause : 0;
+    // A MessagePort cannot say what it holds: what main has not acknowledged is still ours.
+    return this.#posted - this.#acked;
   }
 
   notifyDrain(below: number): void {
-    this.#mark = below;
-    if (!this.#paused) queueMicrotask(() => this.#onState('drain', '', ''));
-    else this.#drainWanted = true;
+    if (this.outbound() <= below) {
+      queueMicrotask(() => this.#onState('drain', '', ''));
+    } else {
+      this.#drainBelow = below;
+    }
   }
 
   close(): void {

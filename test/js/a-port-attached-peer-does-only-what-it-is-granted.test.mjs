@@ -269,10 +269,11 @@ if (isMainThread && currentRole() === 'main') {
           got = await bus.invoke('sub:count');
           await new Promise((r) => setTimeout(r, 20));
         }
-        console.log(`# page paused: emit() false ${falses} times; hub parked at most ${(peakParked / 2 ** 20).toFixed(1)} MiB; subscriber got ${got} of ${N}`);
+        console.log(`# page held back: emit() false ${falses} times; hub parked at most ${(peakParked / 2 ** 20).toFixed(1)} MiB; subscriber got ${got} of ${N}`);
         assert.equal(got, N, 'every event arrived, in order, intact');
         assert.ok(falses > 0, "the page's emit() returned false");
-        assert.ok(peakParked <= 24 * 2 ** 20, `the hub parked ${peakParked} bytes for the page`);
+        // At most what the page may have unacknowledged: its 8 MiB mark, plus one event.
+        assert.ok(peakParked <= 8 * 2 ** 20 + 2 * 2 ** 20, `the hub parked ${peakParked} bytes for the page`);
       } finally {
         sub.kill('SIGCONT');
         await page.close();
