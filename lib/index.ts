@@ -11,23 +11,7 @@ import { setPlatform } from './platform.js';
 setPlatform({ native, detectProcess });
 
 export { detectProcess } from './detect.js';
-export {
-  AbortError,
-  BufferFullError,
-  ClosedError,
-  ConnectionLostError,
-  ForbiddenError,
-  InvalidArgumentError,
-  LimitError,
-  NoEndpointError,
-  NoHandlerError,
-  OfflineQueueFullError,
-  RemoteError,
-  SwitchboardError,
-  TimeoutError,
-  ValidationError,
-} from './errors.js';
-export { CodecError } from './codec.js';
+export * from './errors-public.js';
 
 /** The typed bus: `new EventBus<Events, Handlers>(options)`. */
 export const EventBus = EventBusImpl as unknown as typeof Public.EventBus;

@@ -6,23 +6,7 @@ import type * as Public from '../types/index.js';
 import { EventBus as EventBusImpl } from './event-bus.js';
 import { WindowPort } from './window-port.js';
 
-export {
-  AbortError,
-  BufferFullError,
-  ClosedError,
-  ConnectionLostError,
-  ForbiddenError,
-  InvalidArgumentError,
-  LimitError,
-  NoEndpointError,
-  NoHandlerError,
-  OfflineQueueFullError,
-  RemoteError,
-  SwitchboardError,
-  TimeoutError,
-  ValidationError,
-} from './errors.js';
-export { CodecError } from './codec.js';
+export * from './errors-public.js';
 
 /**
  * The page's bus. Without a `port`, it waits for the one its preload's exposeBus() hands to this
