@@ -1,41 +1,75 @@
 // Promises (issue 12, "Real Chromium"): the page build runs in a real page (Debian's chromium,
 // driven by playwright-core), joined to a real hub through a port main attached: events and
-// invokes page <-> main and page <-> a worker, every value kind and error fidelity, grants, and a
+// invokes page <-> main, page <-> a utility-like child process and page <-> a worker thread, in
+// both directions, every value kind and error fidelity, a schema failure each way, grants, and a
 // reload mid-invoke that fails main's call at once and frees the old page's subscriptions.
 // Only the bridge is a stand-in: the page's MessagePort and the hub's port are joined through
 // playwright (bytes as base64), as Electron joins them through MessageChannelMain.
 //
-// It also prints the issue's figures: page -> worker events/s and invoke round trip p50/p99
-// through main, beside the same traffic between two Node.js clients.
+// It also prints the issue's figures: page -> utility events/s and invoke round trip p50/p99
+// through main, beside the same traffic between two Node.js clients, and what main's JavaScript
+// spends per page message (the time inside attachPort's message listener).
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, Worker, isMainThread, parentPort } from 'node:worker_threads';
 import { build } from 'esbuild';
-import { ConnectionLostError, EventBus } from '../../dist/esm/index.js';
-import { deadline } from './support.mjs';
+import { z } from 'zod';
+import { ConnectionLostError, EventBus, RemoteError, ValidationError } from '../../dist/esm/index.js';
+import { currentRole, deadline, forkRole, guardAgainstOrphaning, killLeftovers, messageFrom } from './support.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const sanitized = Boolean(process.env.SWITCHBOARD_SANITIZER);
 
-// --- A worker thread: a Node.js client of the hub ---------------------------------------------
-if (!isMainThread) {
-  const bus = new EventBus({ name: 'worker' });
+/**
+ * A peer that counts ticks on `<p>:tick`, echoes on `<p>:echo`, fails on `<p>:fail`, calls the
+ * page back on `<p>:askPage`, and on `<p>:progress` emits progress events the page listens to.
+ */
+function servePeer(bus, p) {
   let got = 0;
   let first = 0;
-  bus.on('w:tick', () => {
+  bus.on(`${p}:tick`, () => {
     if (got++ === 0) first = performance.now();
   });
-  bus.handle('w:echo', (v) => v);
-  bus.handle('w:ticks', () => ({ got, ms: performance.now() - first }));
-  bus.handle('w:reset', () => {
+  bus.handle(`${p}:echo`, (v) => v);
+  bus.handle(`${p}:fail`, () => {
+    throw Object.assign(new RangeError(`out of range in ${p}`), { code: 'E_RANGE', limit: 10n });
+  });
+  bus.handle(`${p}:ticks`, () => ({ got, ms: performance.now() - first }));
+  bus.handle(`${p}:reset`, () => {
     got = 0;
     return true;
   });
+  // The other direction: this peer invokes the page, and reports what came back (or the error).
+  bus.handle(`${p}:askPage`, async (arg) => {
+    try {
+      return { ok: await bus.invoke('page:double', arg) };
+    } catch (err) {
+      return { error: { cls: err.constructor.name, code: err.code, message: err.message } };
+    }
+  });
+  bus.handle(`${p}:progress`, (n) => {
+    for (let i = 1; i <= n; i++) bus.emit(`${p}:progress`, { step: i, of: n, at: new Date(i) });
+    return n;
+  });
+}
+
+// --- A worker thread and a utility-like child process: Node.js clients of the hub -------------
+if (!isMainThread) {
+  const bus = new EventBus({ name: 'worker' });
+  servePeer(bus, 'w');
   await bus.ready();
   parentPort.postMessage('ready');
+} else if (currentRole() === 'utility') {
+  // As utilityProcess.fork() starts it: a child with main's childEnv(), joining as a client.
+  guardAgainstOrphaning();
+  const bus = new EventBus({ name: 'utility' });
+  servePeer(bus, 'u');
+  await bus.ready();
+  process.send({ type: 'ready' });
+  process.on('message', (m) => m.type === 'close' && bus.close().then(() => process.exit(0)));
 }
 
 function toBase64(u8) {
@@ -52,25 +86,36 @@ const PAGE_BRIDGE = `
   window.__busPort = ch.port1;
 `;
 
-if (isMainThread) {
+if (isMainThread && currentRole() === 'main') {
   const available = existsSync(CHROMIUM);
   if (!available) console.log(`# chromium not found at ${CHROMIUM}: these tests are skipped here (.ci/deps installs it)`);
   describe('pages run the bus in real Chromium', { timeout: 120_000, skip: !available && `no chromium at ${CHROMIUM}` }, () => {
     let hub;
     let worker;
+    let utility;
     let browser;
     let page;
     let code;
     let detachPage;
     let toPageChain = Promise.resolve();
+    // What main's JavaScript spends on the page's messages: the time inside attachPort's listener.
+    const linkCost = { ms: 0, messages: 0 };
 
     /** Attaches the current page: a fresh port pair, bridged to it. */
     async function attachPage() {
       const { port1, port2 } = new MessageChannel();
+      const addEventListener = port1.addEventListener.bind(port1);
+      port1.addEventListener = (type, fn) =>
+        addEventListener(type, type !== 'message' ? fn : (ev) => {
+          const t = performance.now();
+          fn(ev);
+          linkCost.ms += performance.now() - t;
+          linkCost.messages++;
+        });
       detachPage = hub.attachPort(port1, {
         name: 'chromium',
         origin: 'http://page.test',
-        allow: { emit: ['page:*', 'w:*'], subscribe: ['main:*'], invoke: ['app:*', 'w:*'], handle: ['page:*'] },
+        allow: { emit: ['page:*', 'w:*', 'u:*'], subscribe: ['main:*', 'u:progress', 'w:progress'], invoke: ['app:*', 'w:*', 'u:*'], handle: ['page:*'] },
       });
       page.__bridge = port2;
       port2.on('message', (m) => {
@@ -80,14 +125,27 @@ if (isMainThread) {
       await page.addScriptTag({ content: PAGE_BRIDGE });
       await page.addScriptTag({ content: code });
       await page.evaluate(() => {
-        window.bus = new Switchboard.EventBus({ port: window.__busPort, name: 'chromium' });
+        const { EventBus, v } = Switchboard;
+        window.bus = new EventBus({ port: window.__busPort, name: 'chromium' });
+        // The page serves too, with a valibot schema on what it takes.
+        window.bus.handle('page:double', ({ n }) => ({ n: n * 2, big: BigInt(n) * 2n ** 64n }), { schema: v.object({ n: v.number() }) });
         return window.bus.ready();
       });
     }
 
     before(async () => {
+      // The page build with valibot beside it (the page's own schemas), as a page's bundler makes it.
       code = (
-        await build({ entryPoints: ['switchboard-ipc/renderer'], bundle: true, platform: 'browser', format: 'iife', globalName: 'Switchboard', write: false, absWorkingDir: root, logLevel: 'silent' })
+        await build({
+          stdin: { contents: "export * from 'switchboard-ipc/renderer'; export * as v from 'valibot';", resolveDir: root, loader: 'js' },
+          bundle: true,
+          platform: 'browser',
+          format: 'iife',
+          globalName: 'Switchboard',
+          write: false,
+          absWorkingDir: root,
+          logLevel: 'silent',
+        })
       ).outputFiles[0].text;
       hub = new EventBus({ role: 'hub', name: 'main' });
       await hub.ready();
@@ -96,8 +154,12 @@ if (isMainThread) {
         throw Object.assign(new TypeError('bad input'), { code: 'E_BAD', field: 'x' });
       });
       hub.handle('app:hang', () => new Promise(() => {}));
+      // main checks what pages send it with a zod schema.
+      hub.handle('app:resize', ({ width, height }) => width * height, { schema: z.object({ width: z.number().int(), height: z.number().int() }) });
       worker = new Worker(fileURLToPath(import.meta.url));
       await deadline(10_000, 'the worker', new Promise((r) => worker.once('message', r)));
+      utility = forkRole(fileURLToPath(import.meta.url), 'utility', hub.childEnv());
+      await deadline(10_000, 'the utility process', messageFrom(utility, (m) => m.type === 'ready'));
       const { chromium } = await import('playwright-core');
       // Without the ASan runtime the sanitizer lane preloads into node: Chromium has its own allocator.
       const { LD_PRELOAD: _, ASAN_OPTIONS: __, ...env } = process.env;
@@ -111,6 +173,7 @@ if (isMainThread) {
     after(async () => {
       await browser?.close();
       await worker?.terminate();
+      killLeftovers([utility]);
       await hub?.close();
     });
 
@@ -145,21 +208,88 @@ if (isMainThread) {
       assert.deepEqual(ticks, ['from main']);
     });
 
-    it("figures: page -> worker events/s and invoke round trip through main, beside two Node.js clients", async () => {
+    it('invokes and events cross page <-> a utility process, both ways, values and errors intact', async () => {
+      const r = await page.evaluate(async () => {
+        const { RemoteError } = Switchboard;
+        const value = { big: -(2n ** 65n), when: new Date(42), bytes: new Uint8Array([9, 8]), map: new Map([['k', [1, 2]]]), inf: -Infinity, nan: NaN, nested: { u: undefined, n: null } };
+        const e = await bus.invoke('u:echo', value);
+        const echoed = e.big === value.big && e.when.getTime() === 42 && e.bytes[1] === 8 && e.map.get('k')[1] === 2 && e.inf === -Infinity && Number.isNaN(e.nan) && 'u' in e.nested && e.nested.n === null;
+        const fail = await bus.invoke('u:fail').catch((err) => ({ remote: err instanceof RemoteError, name: err.name, code: err.code, limit: err.limit, message: err.message }));
+        const progress = [];
+        const off = bus.on('u:progress', (p, ctx) => progress.push([p.step, p.of, p.at.getTime(), ctx.sender.name]));
+        const sent = await bus.invoke('u:progress', 3);
+        for (let i = 0; i < 100 && progress.length < 3; i++) await new Promise((r) => setTimeout(r, 10));
+        off();
+        return { echoed, fail, sent, progress };
+      });
+      assert.deepEqual(r, {
+        echoed: true,
+        fail: { remote: true, name: 'RangeError', code: 'E_RANGE', limit: 10n, message: 'out of range in u' },
+        sent: 3,
+        progress: [[1, 3, 1, 'utility'], [2, 3, 2, 'utility'], [3, 3, 3, 'utility']],
+      });
+      // The utility's events reached the page through main's hub, in order, and the page's emit
+      // reaches the utility.
+      await hub.invoke('u:reset');
+      await page.evaluate(() => {
+        for (let i = 0; i < 5; i++) bus.emit('u:tick', i);
+      });
+      let ticks;
+      for (let i = 0; i < 100 && !(ticks?.got >= 5); i++) {
+        await new Promise((res) => setTimeout(res, 10));
+        ticks = await hub.invoke('u:ticks');
+      }
+      assert.equal(ticks.got, 5);
+    });
+
+    it('main, a worker and a utility process invoke the page, and a schema failure crosses each way', async () => {
+      // Into the page: its valibot schema passes and refuses, for every kind of caller.
+      assert.deepEqual(await hub.invoke('page:double', { n: 21 }), { n: 42, big: 21n * 2n ** 64n });
+      assert.deepEqual(await hub.invoke('w:askPage', { n: 2 }), { ok: { n: 4, big: 2n * 2n ** 64n } });
+      assert.deepEqual(await hub.invoke('u:askPage', { n: 3 }), { ok: { n: 6, big: 3n * 2n ** 64n } });
+      const atMain = await hub.invoke('page:double', { n: 'two' }).catch((e) => e);
+      assert.ok(atMain instanceof ValidationError, String(atMain));
+      assert.ok(!(atMain instanceof RemoteError));
+      assert.match(atMain.message, /\bn\b/, 'the message names the path');
+      assert.equal(atMain.path, 'n');
+      assert.equal(atMain.remote?.name, 'chromium', 'the page is the one that checked');
+      for (const p of ['w', 'u']) {
+        const { error } = await hub.invoke(`${p}:askPage`, { n: 'two' });
+        assert.equal(error.cls, 'ValidationError', p);
+        assert.equal(error.code, 'E_VALIDATION', p);
+        assert.match(error.message, /\bn\b/, p);
+      }
+      // Out of the page: main's zod schema refuses, and the page gets a typed ValidationError.
+      const fromPage = await page.evaluate(async () => {
+        const { ValidationError } = Switchboard;
+        const ok = await bus.invoke('app:resize', { width: 3, height: 4 });
+        const err = await bus.invoke('app:resize', { width: 3, height: 4.5 }).catch((e) => e);
+        return { ok, typed: err instanceof ValidationError, code: err.code, path: err.path, remote: err.remote?.name, message: err.message };
+      });
+      assert.equal(fromPage.ok, 12);
+      assert.equal(fromPage.typed, true, fromPage.message);
+      assert.equal(fromPage.code, 'E_VALIDATION');
+      assert.equal(fromPage.path, 'height');
+      assert.equal(fromPage.remote, 'main');
+      assert.match(fromPage.message, /height/);
+    });
+
+    it("figures: page -> utility events/s and invoke round trip through main, beside two Node.js clients, and main's cost per page message", async () => {
       const N = sanitized ? 2000 : 20000;
       const CALLS = sanitized ? 100 : 500;
+      const before = { ...linkCost };
       const fromPage = await page.evaluate(
         async ({ N, CALLS }) => {
           const rtt = [];
           for (let i = 0; i < CALLS; i++) {
             const t = performance.now();
-            await bus.invoke('w:echo', i);
+            await bus.invoke('u:echo', i);
             rtt.push(performance.now() - t);
           }
           rtt.sort((a, b) => a - b);
-          await bus.invoke('w:reset');
+          await bus.invoke('u:reset');
           for (let i = 0; i < N; i++) {
-            if (!bus.emit('w:tick', i)) await bus.drained();
+            if (!bus.emit('u:tick', i)) await bus.drained();
             if (i % 1000 === 999) await new Promise((r) => setTimeout(r, 0));
           }
           return { p50: rtt[Math.floor(CALLS / 2)], p99: rtt[Math.floor(CALLS * 0.99)] };
@@ -168,39 +298,48 @@ if (isMainThread) {
       );
       let ticks;
       for (let i = 0; i < 500; i++) {
-        ticks = await hub.invoke('w:ticks');
+        ticks = await hub.invoke('u:ticks');
         if (ticks.got >= N) break;
         await new Promise((r) => setTimeout(r, 20));
       }
-      assert.equal(ticks.got, N, 'every event reached the worker');
+      assert.equal(ticks.got, N, 'every event reached the utility process');
       const pageRate = N / (ticks.ms / 1000);
+      const spent = { ms: linkCost.ms - before.ms, messages: linkCost.messages - before.messages };
       // The same from a Node.js client (this thread's own client of the hub).
       const node = new EventBus({ role: 'client', endpoint: hub.childEnv().SWITCHBOARD_ENDPOINT, token: hub.childEnv().SWITCHBOARD_TOKEN, name: 'node' });
       await node.ready();
       const rtt = [];
       for (let i = 0; i < CALLS; i++) {
         const t = performance.now();
-        await node.invoke('w:echo', i);
+        await node.invoke('u:echo', i);
         rtt.push(performance.now() - t);
       }
       rtt.sort((a, b) => a - b);
-      await node.invoke('w:reset');
+      await node.invoke('u:reset');
       for (let i = 0; i < N; i++) {
-        if (!node.emit('w:tick', i)) await node.drained();
+        if (!node.emit('u:tick', i)) await node.drained();
         if (i % 1000 === 999) await new Promise((r) => setTimeout(r, 0));
       }
       for (let i = 0; i < 500; i++) {
-        ticks = await node.invoke('w:ticks');
+        ticks = await node.invoke('u:ticks');
         if (ticks.got >= N) break;
         await new Promise((r) => setTimeout(r, 20));
       }
       await node.close();
       const nodeRate = N / (ticks.ms / 1000);
       console.log(
-        `# page -> worker through main: ${Math.round(pageRate)} events/s, invoke p50 ${fromPage.p50.toFixed(2)} ms, p99 ${fromPage.p99.toFixed(2)} ms` +
-          ` (bridged through playwright); Node.js client -> worker: ${Math.round(nodeRate)} events/s, invoke p50 ${rtt[Math.floor(CALLS / 2)].toFixed(2)} ms, p99 ${rtt[Math.floor(CALLS * 0.99)].toFixed(2)} ms`,
+        `# page -> utility through main: ${Math.round(pageRate)} events/s, invoke p50 ${fromPage.p50.toFixed(2)} ms, p99 ${fromPage.p99.toFixed(2)} ms` +
+          ` (bridged through playwright); Node.js client -> utility: ${Math.round(nodeRate)} events/s, invoke p50 ${rtt[Math.floor(CALLS / 2)].toFixed(2)} ms, p99 ${rtt[Math.floor(CALLS * 0.99)].toFixed(2)} ms`,
+      );
+      // main's JavaScript per page message: what attachPort's listener costs for each batch the
+      // page posted (calls and events alike), and per event or call sent.
+      const sends = N + 2 * CALLS + 1;
+      console.log(
+        `# main's JavaScript per page message: ${((spent.ms * 1000) / spent.messages).toFixed(1)} µs for each of ${spent.messages} batches` +
+          ` (${((spent.ms * 1000) / sends).toFixed(2)} µs per event or call sent; ${spent.ms.toFixed(1)} ms in all)`,
       );
       assert.ok(pageRate > 0 && nodeRate > 0);
+      assert.ok(spent.messages > 0 && spent.messages <= sends, `${spent.messages} batches for ${sends} sends`);
     });
 
     it("a reload mid-invoke fails main's call at once and frees the old page's subscriptions", async () => {
