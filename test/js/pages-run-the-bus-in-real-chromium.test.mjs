@@ -1,8 +1,8 @@
 // Promises (issue 12, "Real Chromium"): the page build runs in a real page (Debian's chromium,
 // driven by playwright-core), joined to a real hub through a port main attached: events and
 // invokes page <-> main, page <-> a utility-like child process and page <-> a worker thread, in
-// both directions, every value kind and error fidelity, a schema failure each way, grants, and a
-// reload mid-invoke that fails main's call at once and frees the old page's subscriptions.
+// both directions, every value kind and error fidelity, a schema failure each way, grants, a page
+// flooding a stopped utility (paused, while main's other peers go on), and a reload mid-invoke that fails main's call at once and frees the old page's subscriptions.
 // Only the bridge is a stand-in: the page's MessagePort and the hub's port are joined through
 // playwright (bytes as base64), as Electron joins them through MessageChannelMain.
 //
@@ -340,6 +340,69 @@ if (isMainThread && currentRole() === 'main') {
       );
       assert.ok(pageRate > 0 && nodeRate > 0);
       assert.ok(spent.messages > 0 && spent.messages <= sends, `${spent.messages} batches for ${sends} sends`);
+    });
+
+    it("a page that floods the bus is paused and does not stall main's other peers", async () => {
+      // The utility process stops reading; the page floods it. The hub parks the page's frames,
+      // main stops acknowledging them, and the page's emit() returns false; meanwhile main and
+      // the worker go on calling each other.
+      await hub.invoke('u:reset');
+      utility.kill('SIGSTOP');
+      try {
+        const SIZE = 32 * 1024;
+        const N = 1000; // 32 MiB: more than the utility's socket, its hub queue and the page's mark
+        await page.evaluate(
+          ({ SIZE, N }) => {
+            window.__flood = { sent: 0, falses: 0, done: false };
+            (async () => {
+              for (let i = 0; i < N; i++) {
+                const ok = bus.emit('u:tick', new Uint8Array(SIZE).fill(i & 255));
+                window.__flood.sent++;
+                if (!ok) {
+                  window.__flood.falses++;
+                  await bus.drained();
+                }
+              }
+              window.__flood.done = true;
+            })();
+          },
+          { SIZE, N },
+        );
+        const latencies = [];
+        let flood;
+        let peakParked = 0;
+        const until = Date.now() + 1500;
+        while (Date.now() < until) {
+          const t = performance.now();
+          assert.equal(await hub.invoke('w:echo', t), t);
+          latencies.push(performance.now() - t);
+          peakParked = Math.max(peakParked, hub.stats().hub.parkedBytes);
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        flood = await page.evaluate(() => ({ ...window.__flood }));
+        latencies.sort((a, b) => a - b);
+        console.log(
+          `# page flood to a stopped utility: ${flood.sent} of ${N} sent, emit() false ${flood.falses} times, hub parked at most ${(peakParked / 2 ** 20).toFixed(1)} MiB;` +
+            ` meanwhile main -> worker: ${latencies.length} calls, p50 ${latencies[latencies.length >> 1].toFixed(2)} ms, max ${latencies.at(-1).toFixed(2)} ms`,
+        );
+        assert.ok(flood.falses > 0 && !flood.done, "the page's emit() returned false and it waits");
+        assert.ok(latencies.length >= 20, `main's calls to the worker went on (${latencies.length} in 1.5 s)`);
+        assert.ok(peakParked <= 8 * 2 ** 20 + 2 * SIZE * 64, `the hub parked ${peakParked} bytes for the page`);
+        utility.kill('SIGCONT');
+        for (let i = 0; i < 1000 && !flood.done; i++) {
+          await new Promise((r) => setTimeout(r, 20));
+          flood = await page.evaluate(() => ({ ...window.__flood }));
+        }
+        assert.ok(flood.done, 'the page sent everything once the utility read again');
+        let ticks;
+        for (let i = 0; i < 500 && !(ticks?.got >= N); i++) {
+          await new Promise((r) => setTimeout(r, 20));
+          ticks = await hub.invoke('u:ticks');
+        }
+        assert.equal(ticks.got, N, 'nothing was lost');
+      } finally {
+        utility.kill('SIGCONT');
+      }
     });
 
     it("a reload mid-invoke fails main's call at once and frees the old page's subscriptions", async () => {
