@@ -1,8 +1,10 @@
 // Promises (issue 12, "Real Chromium"): the page build runs in a real page (Debian's chromium,
 // driven by playwright-core), joined to a real hub through a port main attached: events and
 // invokes page <-> main, page <-> a utility-like child process and page <-> a worker thread, in
-// both directions, every value kind and error fidelity, a schema failure each way, grants, a page
-// flooding a stopped utility (paused, while main's other peers go on), and a reload mid-invoke that fails main's call at once and frees the old page's subscriptions.
+// both directions, every value kind and error fidelity, a schema failure each way, grants, the
+// preload's exposeBus() handing its port to the page's world (with contextIsolation, from an
+// isolated world), a page flooding a stopped utility (paused, while main's other peers go on),
+// and a reload mid-invoke that fails main's call at once and frees the old page's subscriptions.
 // Only the bridge is a stand-in: the page's MessagePort and the hub's port are joined through
 // playwright (bytes as base64), as Electron joins them through MessageChannelMain.
 //
@@ -86,6 +88,21 @@ const PAGE_BRIDGE = `
   window.__busPort = ch.port1;
 `;
 
+/** The preload world's side of the bridge: a CDP binding out, Runtime.evaluate in. */
+const PRELOAD_BRIDGE = `
+  const fromB64 = (s) => { const bin = atob(s); const u = new Uint8Array(bin.length); for (let i = 0; i < bin.length; i++) u[i] = bin.charCodeAt(i); return u; };
+  const toB64 = (u) => { let s = ''; for (let i = 0; i < u.length; i += 0x8000) s += String.fromCharCode.apply(null, u.subarray(i, i + 0x8000)); return btoa(s); };
+  // What main posts before the preload has asked for its port waits here, as in a port's queue.
+  let port;
+  const queued = [];
+  globalThis.__fromHub = (m) => { const d = m.b !== undefined ? fromB64(m.b) : m.o; if (port) port.postMessage(d); else queued.push(d); };
+  globalThis.__preloadBridge = (p) => {
+    port = p;
+    port.onmessage = (ev) => { const d = ev.data; __toHubFromPreload(JSON.stringify(d instanceof Uint8Array ? { b: toB64(d) } : { o: d })); };
+    for (const d of queued.splice(0)) port.postMessage(d);
+  };
+`;
+
 if (isMainThread && currentRole() === 'main') {
   const available = existsSync(CHROMIUM);
   if (!available) console.log(`# chromium not found at ${CHROMIUM}: these tests are skipped here (.ci/deps installs it)`);
@@ -96,6 +113,7 @@ if (isMainThread && currentRole() === 'main') {
     let browser;
     let page;
     let code;
+    let preloadCode;
     let detachPage;
     let toPageChain = Promise.resolve();
     // What main's JavaScript spends on the page's messages: the time inside attachPort's listener.
@@ -118,11 +136,16 @@ if (isMainThread && currentRole() === 'main') {
         allow: { emit: ['page:*', 'w:*', 'u:*'], subscribe: ['main:*', 'u:progress', 'w:progress'], invoke: ['app:*', 'w:*', 'u:*'], handle: ['page:*'] },
       });
       page.__bridge = port2;
+      // What main posts waits until the page's end of the bridge exists (a port queues, too).
+      let bridged;
+      const gate = new Promise((resolve) => (bridged = resolve));
+      toPageChain = toPageChain.then(() => gate);
       port2.on('message', (m) => {
         const msg = m instanceof Uint8Array ? { b: toBase64(m) } : { o: m };
         toPageChain = toPageChain.then(() => page.evaluate((x) => window.__fromHub?.(x), msg)).catch(() => {});
       });
       await page.addScriptTag({ content: PAGE_BRIDGE });
+      bridged();
       await page.addScriptTag({ content: code });
       await page.evaluate(() => {
         const { EventBus, v } = Switchboard;
@@ -145,6 +168,19 @@ if (isMainThread && currentRole() === 'main') {
           write: false,
           absWorkingDir: root,
           logLevel: 'silent',
+        })
+      ).outputFiles[0].text;
+      // The preload as an app bundles it, with `electron` (here: chromium-ipc.mjs) its only import.
+      preloadCode = (
+        await build({
+          stdin: { contents: "import { exposeBus } from 'switchboard-ipc/preload'; exposeBus();", resolveDir: root, loader: 'js' },
+          bundle: true,
+          platform: 'browser',
+          format: 'iife',
+          write: false,
+          absWorkingDir: root,
+          logLevel: 'silent',
+          alias: { electron: fileURLToPath(new URL('../electron-standin/chromium-ipc.mjs', import.meta.url)) },
         })
       ).outputFiles[0].text;
       hub = new EventBus({ role: 'hub', name: 'main' });
@@ -273,6 +309,66 @@ if (isMainThread && currentRole() === 'main') {
       assert.equal(fromPage.remote, 'main');
       assert.match(fromPage.message, /height/);
     });
+
+    for (const isolated of [true, false]) {
+      it(`a preload's exposeBus() hands the port to the page's own new EventBus() (contextIsolation ${isolated ? 'on' : 'off'})`, async () => {
+        // With contextIsolation, Electron runs the preload in an isolated world of the page's frame:
+        // here, a world made with CDP's Page.createIsolatedWorld. Without it, in the main world.
+        const p = await browser.newPage();
+        const cdp = await p.context().newCDPSession(p);
+        try {
+          await p.goto('about:blank');
+          const { frameTree } = await cdp.send('Page.getFrameTree');
+          await cdp.send('Runtime.enable');
+          let contextId;
+          if (isolated) {
+            await cdp.send('Runtime.addBinding', { name: '__toHubFromPreload', executionContextName: 'preload' });
+            ({ executionContextId: contextId } = await cdp.send('Page.createIsolatedWorld', { frameId: frameTree.frame.id, worldName: 'preload' }));
+          } else {
+            await cdp.send('Runtime.addBinding', { name: '__toHubFromPreload' });
+          }
+          const inPreload = (expression) => cdp.send('Runtime.evaluate', { expression, ...(contextId ? { contextId } : {}), awaitPromise: true, returnByValue: true });
+          // main's end: attached as attachWindow attaches a window's port.
+          const { port1, port2 } = new MessageChannel();
+          const detach = hub.attachPort(port1, { name: 'preloaded', origin: 'http://page.test', allow: { invoke: ['app:*'], handle: ['page:*'] } });
+          let bridged;
+          let chain = new Promise((resolve) => (bridged = resolve));
+          port2.on('message', (m) => {
+            const msg = m instanceof Uint8Array ? { b: toBase64(m) } : { o: m };
+            chain = chain.then(() => inPreload(`__fromHub(${JSON.stringify(msg)})`)).catch(() => {});
+          });
+          cdp.on('Runtime.bindingCalled', ({ name, payload }) => {
+            if (name !== '__toHubFromPreload') return;
+            const msg = JSON.parse(payload);
+            port2.postMessage(msg.b !== undefined ? new Uint8Array(Buffer.from(msg.b, 'base64')) : msg.o);
+          });
+          // The preload runs first, as in Electron; then the page's scripts.
+          await deadline(5000, 'the bridge in the preload world', inPreload(PRELOAD_BRIDGE));
+          bridged();
+          const ran = await deadline(5000, 'the preload', inPreload(preloadCode));
+          assert.equal(ran.exceptionDetails, undefined, JSON.stringify(ran.exceptionDetails));
+          await p.addScriptTag({ content: code });
+          const r = await deadline(10_000, "the page's bus", p.evaluate(async () => {
+            // No port given: the bus waits for the one the preload hands this window.
+            const bus = new Switchboard.EventBus({ name: 'preloaded' });
+            bus.handle('page:where', () => location.href);
+            await bus.ready();
+            const echoed = await bus.invoke('app:echo', { big: 7n, when: new Date(3) });
+            return {
+              echoed: echoed.big === 7n && echoed.when.getTime() === 3,
+              // Nothing of Electron's, nor the preload's bridge, is in the page's world with isolation.
+              leaked: ['ipcRenderer', '__preloadBridge', '__fromHub'].filter((k) => k in globalThis),
+            };
+          }));
+          assert.equal(r.echoed, true);
+          assert.deepEqual(r.leaked, isolated ? [] : ['__preloadBridge', '__fromHub'], 'the page world holds only what this world put there');
+          assert.equal(await hub.invoke('page:where'), 'about:blank');
+          detach();
+        } finally {
+          await p.close();
+        }
+      });
+    }
 
     it("figures: page -> utility events/s and invoke round trip through main, beside two Node.js clients, and main's cost per page message", async () => {
       const N = sanitized ? 2000 : 20000;
