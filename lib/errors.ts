@@ -130,6 +130,7 @@ export class NoEndpointError extends SwitchboardError {
 export class UnsupportedRuntimeError extends SwitchboardError {
   constructor(message: string) {
     super('E_UNSUPPORTED_RUNTIME', message);
+    this.name = 'UnsupportedRuntimeError'; // an Edge bundle is minified: the class's own name is not kept
   }
 }
 
