@@ -1,0 +1,145 @@
+// The Next.js figures of issue 13:
+//   1. the latency the bus adds to a route: HTTP p50/p99 (autocannon) of /api/divide (invokes a
+//      handler in the hub's process) against /api/ping (does not touch the bus);
+//   2. the time from startNextServer() to the first HTTP answer (next start; and next dev);
+//   3. the Next.js server's memory (RSS) before and after its bus is loaded and used.
+//
+//   npm --prefix bench install --ignore-scripts && npm run build:ts
+//   node bench/js/next-latency.mjs [--app <dir>] [--duration <s>] [--connections <n>]
+//
+// --app names an app prepared by examples/next/prepare.mjs --build; without it one is prepared
+// in a temporary folder (npm install + next build, about a minute) and removed afterwards. The
+// hub runs in a child process ('hub' role of this file), as in an app; autocannon runs here.
+import { fork, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(import.meta.dirname, '../..');
+const args = process.argv.slice(2);
+const arg = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
+
+if (args[0] === 'hub') {
+  // --- the hub's process -------------------------------------------------------------------
+  const app = args[1];
+  const { EventBus } = await import(join(root, 'dist/esm/index.js'));
+  const { startNextServer } = await import(join(root, 'dist/esm/next.js'));
+  const { serve } = await import(join(app, 'hub-handlers.mjs'));
+  const bus = new EventBus({ role: 'hub', name: 'bench-hub' });
+  serve(bus);
+  await bus.ready();
+  const servers = [];
+  process.on('message', async (m) => {
+    if (m.type === 'start') {
+      const t0 = performance.now();
+      const s = await startNextServer({ dir: app, bus, dev: m.dev, turbopack: m.dev, log: false, env: m.dev ? { NEXT_DIST_DIR: '.next-bench-dev' } : {} });
+      const ms = performance.now() - t0;
+      servers.push(s);
+      process.send({ type: 'started', url: s.url, pid: s.pid, ms });
+    } else if (m.type === 'stop') {
+      for (const s of servers.splice(0)) await s.stop();
+      process.send({ type: 'stopped' });
+    }
+  });
+  process.on('disconnect', async () => {
+    for (const s of servers.splice(0)) await s.stop();
+    await bus.close();
+  });
+  process.send({ type: 'ready' });
+} else {
+  // --- the orchestrator --------------------------------------------------------------------
+  let autocannon;
+  try {
+    autocannon = (await import(join(root, 'bench/node_modules/autocannon/autocannon.js'))).default;
+  } catch {
+    console.error('next-latency: autocannon is missing: npm --prefix bench install --ignore-scripts');
+    process.exit(1);
+  }
+  const duration = Number(arg('--duration', 10));
+  const connections = Number(arg('--connections', 10));
+  let app = arg('--app', process.env.SWITCHBOARD_NEXT_APP);
+  let scratch;
+  if (!app) {
+    scratch = mkdtempSync(join(tmpdir(), 'sb-next-bench-'));
+    app = join(scratch, 'app');
+    const r = spawnSync(process.execPath, [join(root, 'examples/next/prepare.mjs'), '--into', app, '--build'], { stdio: 'inherit' });
+    if (r.status !== 0) process.exit(1);
+  }
+  app = resolve(app);
+  const hub = fork(fileURLToPath(import.meta.url), ['hub', app], { env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1' } });
+  const inbox = [];
+  const waiters = [];
+  hub.on('message', (m) => {
+    const i = waiters.findIndex((w) => w.type === m.type);
+    if (i >= 0) waiters.splice(i, 1)[0].resolve(m);
+    else inbox.push(m);
+  });
+  const next = (type) => {
+    const i = inbox.findIndex((m) => m.type === type);
+    if (i >= 0) return Promise.resolve(inbox.splice(i, 1)[0]);
+    return new Promise((resolve) => waiters.push({ type, resolve }));
+  };
+  const rssKiB = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+  const hit = async (url, n) => {
+    for (let i = 0; i < n; i++) {
+      const res = await fetch(url);
+      if (res.status !== 200) throw new Error(`${url}: HTTP ${res.status}`);
+      await res.arrayBuffer();
+    }
+  };
+  const cannon = (url) =>
+    new Promise((resolve, reject) =>
+      autocannon({ url, connections, duration }, (err, r) => (err ? reject(err) : resolve(r))),
+    );
+  try {
+    await next('ready');
+    // 2. startNextServer() -> first answer, next start, three times.
+    const starts = [];
+    for (let i = 0; i < 3; i++) {
+      hub.send({ type: 'start', dev: false });
+      const s = await next('started');
+      starts.push(s.ms);
+      if (i < 2) {
+        hub.send({ type: 'stop' });
+        await next('stopped');
+      }
+    }
+    hub.send({ type: 'stop' });
+    await next('stopped');
+    hub.send({ type: 'start', dev: false });
+    const s = await next('started');
+    // 3. RSS: warmed up without the bus, then after the bus is loaded and used.
+    await hit(`${s.url}/api/ping`, 500);
+    const rssWithout = rssKiB(s.pid);
+    await hit(`${s.url}/api/divide?a=1&b=2`, 500);
+    const rssWith = rssKiB(s.pid);
+    // 1. Latency: warm-up, then each route for `duration` s.
+    await cannon(`${s.url}/api/divide?a=1&b=2`).catch(() => {});
+    const ping = await cannon(`${s.url}/api/ping`);
+    const divide = await cannon(`${s.url}/api/divide?a=1&b=2`);
+    const rssAfterLoad = rssKiB(s.pid);
+    hub.send({ type: 'stop' });
+    await next('stopped');
+    hub.send({ type: 'start', dev: true });
+    const dev = await next('started');
+    hub.send({ type: 'stop' });
+    await next('stopped');
+
+    const row = (name, r) =>
+      `| ${name} | ${r.latency.p50} | ${r.latency.p99} | ${Math.round(r.requests.average)} | ${r.non2xx} | ${r.errors} |`;
+    const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    console.log(`\nNext.js ${JSON.parse(readFileSync(join(app, 'node_modules/next/package.json'), 'utf8')).version}, Node.js ${process.versions.node}, autocannon ${connections} connections x ${duration} s\n`);
+    console.log('| route | p50 ms | p99 ms | req/s | non-2xx | errors |');
+    console.log('| --- | --- | --- | --- | --- | --- |');
+    console.log(row('/api/ping (no bus)', ping));
+    console.log(row('/api/divide (invoke in the hub)', divide));
+    console.log(`\nstartNextServer() -> first HTTP answer: next start ${starts.map((x) => x.toFixed(0)).join(', ')} ms (median ${median(starts).toFixed(0)}); next dev --turbopack ${dev.ms.toFixed(0)} ms`);
+    console.log(`Next.js server RSS: ${(rssWithout / 1024).toFixed(1)} MiB without the bus (500 requests to /api/ping), ${(rssWith / 1024).toFixed(1)} MiB after 500 requests that use it (+${((rssWith - rssWithout) / 1024).toFixed(1)} MiB); ${(rssAfterLoad / 1024).toFixed(1)} MiB after the load runs`);
+  } finally {
+    hub.disconnect();
+    await new Promise((r) => hub.once('exit', r));
+    rmSync(join(app, '.next-bench-dev'), { recursive: true, force: true });
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  }
+}
