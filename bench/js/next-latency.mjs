@@ -5,7 +5,7 @@
 //   3. the Next.js server's memory (RSS) before and after its bus is loaded and used.
 //
 //   npm --prefix bench install --ignore-scripts && npm run build:ts
-//   node bench/js/next-latency.mjs [--app <dir>] [--duration <s>] [--connections <n>]
+//   node bench/js/next-latency.mjs [--app <dir>] [--duration <s>] [--connections 1,10]
 //
 // --app names an app prepared by examples/next/prepare.mjs --build; without it one is prepared
 // in a temporary folder (npm install + next build, about a minute) and removed afterwards. The
@@ -57,7 +57,7 @@ if (args[0] === 'hub') {
     process.exit(1);
   }
   const duration = Number(arg('--duration', 10));
-  const connections = Number(arg('--connections', 10));
+  const connectionList = String(arg('--connections', '1,10')).split(',').map(Number);
   let app = arg('--app', process.env.SWITCHBOARD_NEXT_APP);
   let scratch;
   if (!app) {
@@ -88,9 +88,9 @@ if (args[0] === 'hub') {
       await res.arrayBuffer();
     }
   };
-  const cannon = (url) =>
+  const cannon = (url, connections, seconds = duration) =>
     new Promise((resolve, reject) =>
-      autocannon({ url, connections, duration }, (err, r) => (err ? reject(err) : resolve(r))),
+      autocannon({ url, connections, duration: seconds }, (err, r) => (err ? reject(err) : resolve(r))),
     );
   try {
     await next('ready');
@@ -111,13 +111,19 @@ if (args[0] === 'hub') {
     const s = await next('started');
     // 3. RSS: warmed up without the bus, then after the bus is loaded and used.
     await hit(`${s.url}/api/ping`, 500);
+    const rssWarm = rssKiB(s.pid);
+    await hit(`${s.url}/api/ping`, 500); // the growth of 500 more requests, without the bus
     const rssWithout = rssKiB(s.pid);
     await hit(`${s.url}/api/divide?a=1&b=2`, 500);
     const rssWith = rssKiB(s.pid);
     // 1. Latency: warm-up, then each route for `duration` s.
-    await cannon(`${s.url}/api/divide?a=1&b=2`).catch(() => {});
-    const ping = await cannon(`${s.url}/api/ping`);
-    const divide = await cannon(`${s.url}/api/divide?a=1&b=2`);
+    await cannon(`${s.url}/api/divide?a=1&b=2`, 10, 3);
+    await cannon(`${s.url}/api/ping`, 10, 3);
+    const runs = [];
+    for (const c of connectionList) {
+      runs.push({ c, name: '/api/ping (no bus)', r: await cannon(`${s.url}/api/ping`, c) });
+      runs.push({ c, name: '/api/divide (invoke in the hub)', r: await cannon(`${s.url}/api/divide?a=1&b=2`, c) });
+    }
     const rssAfterLoad = rssKiB(s.pid);
     hub.send({ type: 'stop' });
     await next('stopped');
@@ -126,16 +132,15 @@ if (args[0] === 'hub') {
     hub.send({ type: 'stop' });
     await next('stopped');
 
-    const row = (name, r) =>
-      `| ${name} | ${r.latency.p50} | ${r.latency.p99} | ${Math.round(r.requests.average)} | ${r.non2xx} | ${r.errors} |`;
+    const row = ({ c, name, r }) =>
+      `| ${name} | ${c} | ${r.latency.p50} | ${r.latency.p99} | ${Math.round(r.requests.average)} | ${r.non2xx} | ${r.errors} |`;
     const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-    console.log(`\nNext.js ${JSON.parse(readFileSync(join(app, 'node_modules/next/package.json'), 'utf8')).version}, Node.js ${process.versions.node}, autocannon ${connections} connections x ${duration} s\n`);
-    console.log('| route | p50 ms | p99 ms | req/s | non-2xx | errors |');
-    console.log('| --- | --- | --- | --- | --- | --- |');
-    console.log(row('/api/ping (no bus)', ping));
-    console.log(row('/api/divide (invoke in the hub)', divide));
+    console.log(`\nNext.js ${JSON.parse(readFileSync(join(app, 'node_modules/next/package.json'), 'utf8')).version}, Node.js ${process.versions.node}, autocannon ${duration} s per row\n`);
+    console.log('| route | connections | p50 ms | p99 ms | req/s | non-2xx | errors |');
+    console.log('| --- | --- | --- | --- | --- | --- | --- |');
+    for (const run of runs) console.log(row(run));
     console.log(`\nstartNextServer() -> first HTTP answer: next start ${starts.map((x) => x.toFixed(0)).join(', ')} ms (median ${median(starts).toFixed(0)}); next dev --turbopack ${dev.ms.toFixed(0)} ms`);
-    console.log(`Next.js server RSS: ${(rssWithout / 1024).toFixed(1)} MiB without the bus (500 requests to /api/ping), ${(rssWith / 1024).toFixed(1)} MiB after 500 requests that use it (+${((rssWith - rssWithout) / 1024).toFixed(1)} MiB); ${(rssAfterLoad / 1024).toFixed(1)} MiB after the load runs`);
+    console.log(`Next.js server RSS: ${(rssWarm / 1024).toFixed(1)} MiB after 500 requests to /api/ping, ${(rssWithout / 1024).toFixed(1)} MiB after 500 more (no bus yet), ${(rssWith / 1024).toFixed(1)} MiB after 500 requests that use it (+${((rssWith - rssWithout) / 1024).toFixed(1)} MiB); ${(rssAfterLoad / 1024).toFixed(1)} MiB after the load runs`);
   } finally {
     hub.disconnect();
     await new Promise((r) => hub.once('exit', r));
