@@ -81,13 +81,19 @@ if (args[0] === 'hub') {
     return new Promise((resolve) => waiters.push({ type, resolve }));
   };
   const rssKiB = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+  /** n requests one after another; returns each one's time in ms. */
   const hit = async (url, n) => {
+    const times = [];
     for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
       const res = await fetch(url);
       if (res.status !== 200) throw new Error(`${url}: HTTP ${res.status}`);
       await res.arrayBuffer();
+      times.push(performance.now() - t0);
     }
+    return times;
   };
+  const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
   const cannon = (url, connections, seconds = duration) =>
     new Promise((resolve, reject) =>
       autocannon({ url, connections, duration: seconds }, (err, r) => (err ? reject(err) : resolve(r))),
@@ -107,15 +113,23 @@ if (args[0] === 'hub') {
     }
     hub.send({ type: 'stop' });
     await next('stopped');
+    // 3. RSS, and latency one request at a time: a fresh server per route and round, 1000
+    //    requests to that route only (the first 200 are warm-up for the latency figures).
+    const fresh = { ping: [], divide: [] };
+    const seq = { ping: [], divide: [] };
+    for (let round = 0; round < 2; round++) {
+      for (const [name, path] of [['ping', '/api/ping'], ['divide', '/api/divide?a=1&b=2']]) {
+        hub.send({ type: 'start', dev: false });
+        const f = await next('started');
+        const times = await hit(f.url + path, 1000);
+        seq[name].push(...times.slice(200));
+        fresh[name].push(rssKiB(f.pid));
+        hub.send({ type: 'stop' });
+        await next('stopped');
+      }
+    }
     hub.send({ type: 'start', dev: false });
     const s = await next('started');
-    // 3. RSS: warmed up without the bus, then after the bus is loaded and used.
-    await hit(`${s.url}/api/ping`, 500);
-    const rssWarm = rssKiB(s.pid);
-    await hit(`${s.url}/api/ping`, 500); // the growth of 500 more requests, without the bus
-    const rssWithout = rssKiB(s.pid);
-    await hit(`${s.url}/api/divide?a=1&b=2`, 500);
-    const rssWith = rssKiB(s.pid);
     // 1. Latency: warm-up, then each route for `duration` s.
     await cannon(`${s.url}/api/divide?a=1&b=2`, 10, 3);
     await cannon(`${s.url}/api/ping`, 10, 3);
@@ -124,7 +138,6 @@ if (args[0] === 'hub') {
       runs.push({ c, name: '/api/ping (no bus)', r: await cannon(`${s.url}/api/ping`, c) });
       runs.push({ c, name: '/api/divide (invoke in the hub)', r: await cannon(`${s.url}/api/divide?a=1&b=2`, c) });
     }
-    const rssAfterLoad = rssKiB(s.pid);
     hub.send({ type: 'stop' });
     await next('stopped');
     hub.send({ type: 'start', dev: true });
@@ -140,7 +153,9 @@ if (args[0] === 'hub') {
     console.log('| --- | --- | --- | --- | --- | --- | --- |');
     for (const run of runs) console.log(row(run));
     console.log(`\nstartNextServer() -> first HTTP answer: next start ${starts.map((x) => x.toFixed(0)).join(', ')} ms (median ${median(starts).toFixed(0)}); next dev --turbopack ${dev.ms.toFixed(0)} ms`);
-    console.log(`Next.js server RSS: ${(rssWarm / 1024).toFixed(1)} MiB after 500 requests to /api/ping, ${(rssWithout / 1024).toFixed(1)} MiB after 500 more (no bus yet), ${(rssWith / 1024).toFixed(1)} MiB after 500 requests that use it (+${((rssWith - rssWithout) / 1024).toFixed(1)} MiB); ${(rssAfterLoad / 1024).toFixed(1)} MiB after the load runs`);
+    const mib = (k) => (k / 1024).toFixed(1);
+    console.log(`one request at a time (1600 per route, fresh servers): /api/ping p50 ${pct(seq.ping, 50).toFixed(2)} ms, p99 ${pct(seq.ping, 99).toFixed(2)} ms; /api/divide p50 ${pct(seq.divide, 50).toFixed(2)} ms, p99 ${pct(seq.divide, 99).toFixed(2)} ms`);
+    console.log(`Next.js server RSS after 1000 requests (a fresh server each, two rounds): /api/ping only (bus never loaded) ${fresh.ping.map(mib).join(', ')} MiB; /api/divide (bus loaded and used) ${fresh.divide.map(mib).join(', ')} MiB`);
   } finally {
     hub.disconnect();
     await new Promise((r) => hub.once('exit', r));

@@ -207,6 +207,27 @@ describe('startNextServer() with a stand-in next', () => {
     assert.equal(exit.stopped, true);
   });
 
+  it("a build with output: 'standalone' runs its server.js, with PORT and HOSTNAME", async () => {
+    const hub = new EventBus({ role: 'hub' });
+    const dir = fakeApp('standalone', 'process.exit(3)'); // `next start` must not be used
+    fs.mkdirSync(path.join(dir, '.next/standalone'), { recursive: true });
+    fs.writeFileSync(
+      path.join(dir, '.next/standalone/server.js'),
+      `require('node:http').createServer((q, s) => s.end(JSON.stringify({ cwd: process.cwd(), endpoint: process.env.SWITCHBOARD_ENDPOINT })))
+        .listen(Number(process.env.PORT), process.env.HOSTNAME);`,
+    );
+    const server = await startNextServer({ dir, log: false });
+    try {
+      assert.equal(server.mode, 'standalone');
+      const answer = await (await fetch(server.url)).json();
+      assert.equal(answer.cwd, fs.realpathSync(path.join(dir, '.next/standalone')));
+      assert.equal(answer.endpoint, hub.childEnv().SWITCHBOARD_ENDPOINT);
+    } finally {
+      await server.stop();
+      await hub.close();
+    }
+  });
+
   it('a server that exits before it answers rejects with E_NEXT_EXITED and its last lines', async () => {
     const hub = new EventBus({ role: 'hub' });
     try {
