@@ -46,7 +46,20 @@ if (args[0] === 'hub') {
     for (const s of servers.splice(0)) await s.stop();
     await bus.close();
   });
-  process.send({ type: 'ready' });
+  process.send({ type: 'ready', env: bus.childEnv() });
+} else if (args[0] === 'probe') {
+  // --- what the bus alone costs a Node.js process: RSS before the package is loaded, and after
+  // getBus() connected and made 1000 invokes (the package as the app installed it).
+  const app = args[1];
+  globalThis.gc?.();
+  const before = process.memoryUsage().rss;
+  const { getBus } = await import(join(app, 'node_modules/switchboard-ipc/dist/esm/next.js'));
+  const bus = getBus();
+  for (let i = 0; i < 1000; i++) await bus.invoke('math:divide', { a: i, b: 2 });
+  globalThis.gc?.();
+  const after = process.memoryUsage().rss;
+  await bus.close();
+  process.send({ type: 'probe', before, after });
 } else {
   // --- the orchestrator --------------------------------------------------------------------
   let autocannon;
@@ -99,7 +112,11 @@ if (args[0] === 'hub') {
       autocannon({ url, connections, duration: seconds }, (err, r) => (err ? reject(err) : resolve(r))),
     );
   try {
-    await next('ready');
+    const { env: hubEnv } = await next('ready');
+    // The bus alone, in a plain Node.js process.
+    const probe = fork(fileURLToPath(import.meta.url), ['probe', app], { env: { ...process.env, ...hubEnv }, execArgv: ['--expose-gc'] });
+    const probed = await new Promise((resolve) => probe.once('message', resolve));
+    await new Promise((r) => probe.once('exit', r));
     // 2. startNextServer() -> first answer, next start, three times.
     const starts = [];
     for (let i = 0; i < 3; i++) {
@@ -154,6 +171,7 @@ if (args[0] === 'hub') {
     for (const run of runs) console.log(row(run));
     console.log(`\nstartNextServer() -> first HTTP answer: next start ${starts.map((x) => x.toFixed(0)).join(', ')} ms (median ${median(starts).toFixed(0)}); next dev --turbopack ${dev.ms.toFixed(0)} ms`);
     const mib = (k) => (k / 1024).toFixed(1);
+    console.log(`the bus alone in a Node.js process: RSS ${mib(probed.before / 1024)} MiB before the package is loaded, ${mib(probed.after / 1024)} MiB after getBus() and 1000 invokes (+${mib((probed.after - probed.before) / 1024)} MiB)`);
     console.log(`one request at a time (1600 per route, fresh servers): /api/ping p50 ${pct(seq.ping, 50).toFixed(2)} ms, p99 ${pct(seq.ping, 99).toFixed(2)} ms; /api/divide p50 ${pct(seq.divide, 50).toFixed(2)} ms, p99 ${pct(seq.divide, 99).toFixed(2)} ms`);
     console.log(`Next.js server RSS after 1000 requests (a fresh server each, two rounds): /api/ping only (bus never loaded) ${fresh.ping.map(mib).join(', ')} MiB; /api/divide (bus loaded and used) ${fresh.divide.map(mib).join(', ')} MiB`);
   } finally {
