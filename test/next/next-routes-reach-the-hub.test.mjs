@@ -122,10 +122,22 @@ describe('Next.js routes reach the hub (next start, a child of the hub)', { time
     await page.waitForSelector('li[data-job="from-hub"][data-done="true"]', { timeout: 10_000 });
   });
 
-  it('stop() ends the server and the hub hears its exit on the bus', async () => {
+  it('stop() ends the server, gracefully with streams open, and the hub hears its exit on the bus', async () => {
+    // Chromium's page (when it ran) still has its EventSource open: the SSE route ends its stream
+    // on SIGTERM (examples/next/lib/bus.js, onShutdown), so `next start` exits by itself, code 0,
+    // instead of waiting for it until stop()'s SIGKILL. A plain HTTP stream is open too.
+    const open = new AbortController();
+    const stream = await fetch(`${server.url}/api/events`, { signal: open.signal });
+    const first = await stream.body.getReader().read();
+    assert.match(new TextDecoder().decode(first.value), /^event: hub/);
     const heard = new Promise((resolve) => hub.once(NEXT_EXIT_TOPIC, resolve));
+    const t0 = performance.now();
     const exit = await server.stop();
+    const ms = performance.now() - t0;
+    open.abort();
     assert.equal(exit.stopped, true);
+    assert.equal(exit.signal, null, `ended by ${exit.signal} after ${ms.toFixed(0)} ms, not by itself`);
+    assert.equal(exit.code, 0);
     assert.equal(exit.pid, server.pid);
     assert.deepEqual(await deadline(5000, NEXT_EXIT_TOPIC, heard), exit);
     assert.equal(hub.stats().peers.filter((p) => p.pid === server.pid).length, 0);

@@ -33,3 +33,21 @@ export function errorResponse(err) {
     { status, headers },
   );
 }
+
+/**
+ * Calls `fn` when this server is asked to stop (SIGTERM from startNextServer()'s stop() or the
+ * hub's close, or Ctrl-C). `next start` then waits for every open response to end before it
+ * exits, so a stream that never ends (Server-Sent Events) must end here, or the server is killed
+ * after stop()'s timeout instead of exiting. Returns a function that forgets `fn`.
+ */
+export function onShutdown(fn) {
+  const state = (globalThis[Symbol.for('switchboard-next-example.shutdown')] ??= { fns: new Set(), hooked: false });
+  if (!state.hooked) {
+    state.hooked = true;
+    const run = () => [...state.fns].forEach((f) => f());
+    process.once('SIGTERM', run);
+    process.once('SIGINT', run);
+  }
+  state.fns.add(fn);
+  return () => state.fns.delete(fn);
+}

@@ -1,5 +1,5 @@
 // GET /api/events: the bus's job events (and the hub's connection state) as Server-Sent Events.
-import { bus, errorResponse } from '@/lib/bus';
+import { bus, errorResponse, onShutdown } from '@/lib/bus';
 
 export const runtime = 'nodejs';
 export const dynamic = 'force-dynamic';
@@ -28,18 +28,23 @@ export function GET(request) {
       stops.push(b.on('job:*', (data, ctx) => send('job', { topic: ctx.topic, ...data })));
       stops.push(b.on('connection', (ev) => send('hub', { state: ev.state })));
       send('hub', { state: b.stats().state });
-      request.signal.addEventListener('abort', () => {
+      const end = () => {
         stop();
         try {
           controller.close();
         } catch {
           // already closed
         }
-      });
+      };
+      // The browser went away, or the server is stopping (it waits for open responses).
+      request.signal.addEventListener('abort', end);
+      stops.push(onShutdown(end));
     },
     cancel: stop,
   });
+  // `connection: close`: the socket ends with the stream, so that a stopping server (which waits
+  // for its open connections) is not held by it afterwards; an EventSource reconnects anyway.
   return new Response(stream, {
-    headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', connection: 'keep-alive' },
+    headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', connection: 'close' },
   });
 }
