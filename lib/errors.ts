@@ -123,6 +123,17 @@ export class NoEndpointError extends SwitchboardError {
   }
 }
 
+/**
+ * This code runs where the bus cannot: Next.js's Edge runtime (no sockets, no native code) or a
+ * browser. The message says which runtime to use instead.
+ */
+export class UnsupportedRuntimeError extends SwitchboardError {
+  constructor(message: string) {
+    super('E_UNSUPPORTED_RUNTIME', message);
+    this.name = 'UnsupportedRuntimeError'; // an Edge bundle is minified: the class's own name is not kept
+  }
+}
+
 export interface RemotePeer {
   id: number;
   role: string;
@@ -229,6 +240,7 @@ const byCode: Record<string, new (message: string) => SwitchboardError> = {
   E_BUFFER_FULL: BufferFullError,
   E_VALIDATION: ValidationError,
   E_FORBIDDEN: ForbiddenError,
+  E_UNSUPPORTED_RUNTIME: UnsupportedRuntimeError,
 };
 
 /** Turns a code from the core or the addon into its typed error. */

@@ -38,6 +38,13 @@ import type { ConnectionState, EventBusOptions, PeerInfo } from '../types/index.
 
 export const ENV_ENDPOINT = 'SWITCHBOARD_ENDPOINT';
 export const ENV_TOKEN = 'SWITCHBOARD_TOKEN';
+/**
+ * The process's bus, for code that cannot be handed one: `getBus()` of switchboard-ipc/next
+ * (Next.js's module layers and hot reloads each load their own copy of this package, so a
+ * module variable would not do). The first hub of a process puts itself here and takes itself
+ * away on close; getBus() puts its client here when there is no hub.
+ */
+export const PROCESS_BUS = Symbol.for('switchboard-ipc.bus');
 
 type AnyListener = (data: any, ctx?: any) => void;
 type Handler = (req: any, ctx: any) => unknown;
@@ -470,6 +477,8 @@ export class EventBus {
         this.#endpoint = this.#hub.endpoint;
         this.#token = this.#hub.token;
         this.#port = this.#hub.connectLocal(this.#kind, this.name, onFrames, onState);
+        const g = globalThis as Record<symbol, unknown>;
+        g[PROCESS_BUS] ??= this;
         // Peers are admitted from the end of this turn, once what this process registers in it
         // (listeners, handlers) is in force: a restarted hub's clients are already knocking, and
         // the events and invokes they queued while it was down must not arrive before the
@@ -530,6 +539,7 @@ export class EventBus {
     for (const detach of [...this.#attached]) detach();
     this.#port.close();
     this.#hub?.close();
+    this.#unregister();
     this.#setState('closed', '', '');
     for (const w of this.#readyWaiters.splice(0)) w.reject(new ClosedError('the bus was closed before it was ready'));
     this.#failDrainWaiters(new ClosedError('the bus was closed before its outbound buffer drained'));
@@ -1405,11 +1415,18 @@ export class EventBus {
       this.#setState('closed', code, message);
       this.#port.close(); // safe here: the I/O thread never waits for this thread
       this.#hub?.close();
+      this.#unregister();
       this.#reffed = false;
     }
   }
 
   #connectedOnce = false;
+
+  /** No longer the process's bus (PROCESS_BUS) once closed. */
+  #unregister(): void {
+    const g = globalThis as Record<symbol, unknown>;
+    if (g[PROCESS_BUS] === this) delete g[PROCESS_BUS];
+  }
 
   #setState(state: ConnectionState, code: string, message: string): void {
     if (this.#state === state) return;

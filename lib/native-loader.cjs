@@ -45,6 +45,16 @@ function candidates() {
   return list;
 }
 
+/**
+ * Did a bundler (Next.js's Turbopack or webpack) copy this file into its output? Then __dirname
+ * is not the package's folder: Turbopack makes it '/ROOT/...' or '/', webpack '/' or a folder
+ * of the build (.next/server/...), and no binary is found next to it.
+ */
+function bundledDirname(dir) {
+  const d = String(dir).split(path.sep).join('/');
+  return d === '/' || d === '.' || d === '' || d === '/ROOT' || d.startsWith('/ROOT/') || /(^|\/)\.next(\/|$)/.test(d);
+}
+
 function loadNative() {
   const tried = [];
   for (const file of candidates()) {
@@ -65,10 +75,15 @@ function loadNative() {
       'If you installed from npm, your platform has no prebuilt binary: build one from a ' +
       'source checkout with `npm run build:native` (needs CMake, a C++20 compiler, libasio-dev ' +
       'and libmsgpack-cxx-dev) and point SWITCHBOARD_NATIVE at the resulting switchboard.node. ' +
-      'In an Electron renderer, load switchboard-ipc/renderer instead: pages cannot load native code.',
+      'In an Electron renderer, load switchboard-ipc/renderer instead: pages cannot load native code.' +
+      (bundledDirname(__dirname)
+        ? `\nThis file was bundled (its folder is '${__dirname}', not the package's): in Next.js, wrap the ` +
+          "config with withSwitchboard() from 'switchboard-ipc/next' (or add 'switchboard-ipc' to " +
+          'serverExternalPackages in next.config) so that the server loads the package from node_modules.'
+        : ''),
   );
   err.code = 'E_NATIVE_LOAD';
   throw err;
 }
 
-module.exports = { loadNative, candidates };
+module.exports = { loadNative, candidates, bundledDirname };

@@ -18,5 +18,9 @@ SWITCHBOARD_NATIVE="$PWD/build/addon/switchboard.node" npm run test:js
 npm run test:types
 # Packaging: the tarball installs and works on a PATH with no compiler.
 bash test/pack-smoke.sh
+# Next.js (issue 13): the example app installed from the tarball, built once, run for real
+# (next start, next dev, inside the hub's process, headless Chromium). Run once, here: not in the
+# ASan lane (test/next/run.mjs says why).
+SWITCHBOARD_NATIVE="$PWD/build/addon/switchboard.node" npm run --silent test:next
 # Inside real Electron when a binary is present; here it says that it skipped, and why.
 npm run --silent test:electron

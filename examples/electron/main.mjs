@@ -3,6 +3,7 @@
 import { app, BrowserWindow, utilityProcess } from 'electron';
 import { buildSync } from 'esbuild';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { EventBus } from 'switchboard-ipc/main';
 
 const here = import.meta.dirname;
@@ -36,6 +37,23 @@ if (e2e) {
   }, 30_000).unref();
 }
 await win.loadFile(path.join(here, 'index.html'), { query: e2e ? { e2e: '1' } : {} });
+
+// With SWITCHBOARD_NEXT_DIR (examples/next, prepared and built: node examples/next/prepare.mjs
+// --build), main also serves that app's handlers and starts it as this app's server: a child
+// run as Node.js (ELECTRON_RUN_AS_NODE), on the bus through childEnv(), stopped when the bus
+// closes; a second window shows it. Not run by test:electron (no Electron binary where this was
+// built); test/next/ runs the same app with a Node.js hub.
+if (process.env.SWITCHBOARD_NEXT_DIR && !e2e) {
+  const dir = path.resolve(process.env.SWITCHBOARD_NEXT_DIR);
+  const [{ startNextServer }, { serve }] = await Promise.all([
+    import('switchboard-ipc/next'),
+    import(pathToFileURL(path.join(dir, 'hub-handlers.mjs')).href),
+  ]);
+  serve(bus);
+  const server = await startNextServer({ dir, bus });
+  const web = new BrowserWindow({ width: 720, height: 480, title: 'Next.js on the bus' });
+  await web.loadURL(server.url);
+}
 
 app.on('window-all-closed', async () => {
   worker.kill();

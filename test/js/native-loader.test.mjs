@@ -80,3 +80,29 @@ test('when nothing loads, the error names every path tried and says what to do',
   assert.match(result.message, /npm run build:native/);
   assert.match(result.message, /switchboard-ipc\/renderer/);
 });
+
+test("copied into a Next.js build without withSwitchboard(), the loader's error says to add it (issue 13)", () => {
+  // What Next.js does without serverExternalPackages: the loader lands in .next/server/chunks/,
+  // with no binary near it. (Turbopack's '/ROOT/...' and webpack's '/' are checked below.)
+  const script = `
+    const fs = require('fs'), os = require('os'), path = require('path');
+    const app = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-next-'));
+    const chunks = path.join(app, '.next/server/chunks');
+    fs.mkdirSync(chunks, { recursive: true });
+    fs.copyFileSync(${JSON.stringify(loaderPath)}, path.join(chunks, 'native-loader.cjs'));
+    try { require(path.join(chunks, 'native-loader.cjs')).loadNative(); console.log(JSON.stringify({ loaded: true })); }
+    catch (err) { console.log(JSON.stringify({ code: err.code, message: err.message })); }
+    finally { fs.rmSync(app, { recursive: true, force: true }); }`;
+  const env = { ...process.env };
+  delete env.SWITCHBOARD_NATIVE;
+  const out = JSON.parse(execFileSync(process.execPath, ['-e', script], { env }));
+  assert.equal(out.code, 'E_NATIVE_LOAD');
+  assert.match(out.message, /withSwitchboard\(\) from 'switchboard-ipc\/next'/);
+  assert.match(out.message, /serverExternalPackages/);
+  const { bundledDirname } = require(loaderPath);
+  for (const dir of ['/', '/ROOT', '/ROOT/node_modules/switchboard-ipc/dist/cjs', '/app/.next/server/app/api']) {
+    assert.equal(bundledDirname(dir), true, dir);
+  }
+  assert.equal(bundledDirname(path.join(root, 'dist/cjs')), false);
+  assert.equal(bundledDirname('/app/node_modules/switchboard-ipc/dist/cjs'), false);
+});
