@@ -111,6 +111,10 @@ function runMain() {
         assert.deepEqual(await deadline(10_000, 'joiner hello', hello), { echoed: { joined: true } });
         bus.emit('joiner:bye');
         assert.equal(await deadline(5_000, 'joiner exit', exitCode(joiner)), 0);
+        // The hub hears the joiner's socket close on its own I/O thread, after the worker exits:
+        // its peer leaves soon after, not at once (the next test counts from here).
+        for (let i = 0; i < 200 && bus.stats().hub.peers !== peersBefore; i++) await new Promise((r) => setTimeout(r, 10));
+        assert.equal(bus.stats().hub.peers, peersBefore, "the joiner's peer left");
       } finally {
         stopHangW(); // also when an assertion failed: the next test registers it again
       }
