@@ -74,6 +74,12 @@ if (!isMainThread) {
   process.on('message', (m) => m.type === 'close' && bus.close().then(() => process.exit(0)));
 }
 
+/** `contents` bundled as a page's bundler makes it: for the browser, one script. */
+async function bundleForBrowser(contents, options) {
+  const out = await build({ stdin: { contents, resolveDir: root, loader: 'js' }, bundle: true, platform: 'browser', format: 'iife', write: false, absWorkingDir: root, logLevel: 'silent', ...options });
+  return out.outputFiles[0].text;
+}
+
 function toBase64(u8) {
   return Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength).toString('base64');
 }
@@ -157,32 +163,12 @@ if (isMainThread && currentRole() === 'main') {
     }
 
     before(async () => {
-      // The page build with valibot beside it (the page's own schemas), as a page's bundler makes it.
-      code = (
-        await build({
-          stdin: { contents: "export * from 'switchboard-ipc/renderer'; export * as v from 'valibot';", resolveDir: root, loader: 'js' },
-          bundle: true,
-          platform: 'browser',
-          format: 'iife',
-          globalName: 'Switchboard',
-          write: false,
-          absWorkingDir: root,
-          logLevel: 'silent',
-        })
-      ).outputFiles[0].text;
-      // The preload as an app bundles it, with `electron` (here: chromium-ipc.mjs) its only import.
-      preloadCode = (
-        await build({
-          stdin: { contents: "import { exposeBus } from 'switchboard-ipc/preload'; exposeBus();", resolveDir: root, loader: 'js' },
-          bundle: true,
-          platform: 'browser',
-          format: 'iife',
-          write: false,
-          absWorkingDir: root,
-          logLevel: 'silent',
-          alias: { electron: fileURLToPath(new URL('../electron-standin/chromium-ipc.mjs', import.meta.url)) },
-        })
-      ).outputFiles[0].text;
+      // The page build with valibot beside it (the page's own schemas), as a page's bundler makes
+      // it; the preload as an app bundles it, with `electron` (here: chromium-ipc.mjs) its only import.
+      code = await bundleForBrowser("export * from 'switchboard-ipc/renderer'; export * as v from 'valibot';", { globalName: 'Switchboard' });
+      preloadCode = await bundleForBrowser("import { exposeBus } from 'switchboard-ipc/preload'; exposeBus();", {
+        alias: { electron: fileURLToPath(new URL('../electron-standin/chromium-ipc.mjs', import.meta.url)) },
+      });
       hub = new EventBus({ role: 'hub', name: 'main' });
       await hub.ready();
       hub.handle('app:echo', (v) => v);
