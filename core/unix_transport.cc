@@ -372,4 +372,8 @@ std::string default_endpoint(const std::string& name) {
   return dir + "/" + safe + "-" + std::to_string(::getpid()) + ".sock";
 }
 
+std::uint32_t this_user_id() {
+  return static_cast<std::uint32_t>(::geteuid());
+}
+
 }  // namespace switchboard

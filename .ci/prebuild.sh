@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Builds the Node-API addon, Release and stripped, into prebuilds/<platform>-<arch>/switchboard.node
+# for each target named (default: this machine's own, linux-x64 here):
+#   linux-x64    the host's g++
+#   linux-arm64  Debian's g++-aarch64-linux-gnu (cmake/aarch64-linux-gnu.cmake)
+#   win32-x64    Debian's mingw-w64, -posix flavour (cmake/x86_64-w64-mingw32.cmake), linked
+#                against node.exe's import library made here from node-api-headers' def file,
+#                and statically against libstdc++, libgcc and winpthread
+# darwin-x64 and darwin-arm64 are built by .github/workflows/macos.yml on hosted macOS runners.
+# Needs `npm ci` (node-api-headers, node-addon-api) and .ci/deps; downloads nothing.
+# Usage: bash .ci/prebuild.sh [target...]   (npm run build:prebuild builds the host's)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=${SWITCHBOARD_JOBS:-$(nproc 2>/dev/null || echo 2)}
+
+host_target() {
+  local arch
+  case "$(uname -m)" in
+    x86_64) arch=x64 ;;
+    aarch64 | arm64) arch=arm64 ;;
+    *) arch=$(uname -m) ;;
+  esac
+  case "$(uname -s)" in
+    Linux) echo "linux-$arch" ;;
+    Darwin) echo "darwin-$arch" ;;
+    *) echo "unknown-$arch" ;;
+  esac
+}
+
+# Asio and msgpack-cxx are header-only and architecture-independent, but they live in the host's
+# /usr/include beside its x86_64 glibc headers: a cross compiler must see them alone.
+deps_include() {
+  local dir=build-prebuild-deps/include
+  mkdir -p "$dir"
+  for h in asio asio.hpp msgpack msgpack.hpp; do
+    [[ -e /usr/include/$h ]] || { echo "prebuild: /usr/include/$h is missing (bash .ci/deps)" >&2; exit 1; }
+    ln -sfn "/usr/include/$h" "$dir/$h"
+  done
+  echo "$PWD/$dir"
+}
+
+build() {
+  local target=$1 dir=build-prebuild-$1 strip=strip
+  local -a extra=()
+  case "$target" in
+    "$(host_target)") ;;
+    linux-arm64)
+      local inc
+      inc=$(deps_include)
+      extra=(-DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/aarch64-linux-gnu.cmake"
+        -DASIO_INCLUDE_DIR="$inc" -DMSGPACK_CXX_INCLUDE_DIR="$inc")
+      strip=aarch64-linux-gnu-strip
+      ;;
+    win32-x64)
+      local inc
+      inc=$(deps_include)
+      extra=(-DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/x86_64-w64-mingw32.cmake"
+        -DASIO_INCLUDE_DIR="$inc" -DMSGPACK_CXX_INCLUDE_DIR="$inc")
+      strip=x86_64-w64-mingw32-strip
+      ;;
+    *)
+      echo "prebuild: no recipe for '$target' on this machine (host: $(host_target)); known:" \
+        "linux-x64, linux-arm64, win32-x64 (darwin-* come from .github/workflows/macos.yml)" >&2
+      exit 1
+      ;;
+  esac
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DSWITCHBOARD_WERROR=ON -DSWITCHBOARD_TESTS=OFF \
+    -DSWITCHBOARD_EXAMPLES=OFF -DSWITCHBOARD_ADDON=ON "${extra[@]}" >/dev/null
+  cmake --build "$dir" -j"$jobs" --target switchboard_addon
+  mkdir -p "prebuilds/$target"
+  "$strip" --strip-unneeded -o "prebuilds/$target/switchboard.node" "$dir/addon/switchboard.node"
+  echo "prebuild: prebuilds/$target/switchboard.node ($(du -k "prebuilds/$target/switchboard.node" | cut -f1) KiB)"
+}
+
+targets=("$@")
+((${#targets[@]})) || targets=("$(host_target)")
+for t in "${targets[@]}"; do build "$t"; done
