@@ -11,7 +11,7 @@
 # Usage: bash .ci/prebuild.sh [target...]   (npm run build:prebuild builds the host's)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-jobs=${SWITCHBOARD_JOBS:-$(nproc 2>/dev/null || echo 2)}
+jobs=${SWITCHBOARD_JOBS:-2}  # the machines this runs on are shared (as test/fuzz/run.sh)
 
 host_target() {
   local arch
@@ -70,6 +70,25 @@ build() {
   mkdir -p "prebuilds/$target"
   "$strip" --strip-unneeded -o "prebuilds/$target/switchboard.node" "$dir/addon/switchboard.node"
   echo "prebuild: prebuilds/$target/switchboard.node ($(du -k "prebuilds/$target/switchboard.node" | cut -f1) KiB)"
+  if [[ $target == win32-x64 ]]; then check_windows_imports "prebuilds/$target/switchboard.node"; fi
+}
+
+# The Windows binary must need nothing but the executable that loads it (node.exe or electron.exe,
+# delay-loaded, so not in the import table) and DLLs every Windows has: no libstdc++-6.dll,
+# libgcc_s_seh-1.dll or libwinpthread-1.dll, which a user's machine does not have.
+check_windows_imports() {
+  local dlls
+  dlls=$(x86_64-w64-mingw32-objdump -p "$1" | sed -nE 's/^\s*DLL Name: (.*)$/\1/p' | sort -u | tr '\n' ' ')
+  local delayed
+  delayed=$(strings -a "$1" | grep -ixE 'node\.exe' | head -1 || true)
+  echo "prebuild: win32-x64 imports: ${dlls}(delay-loaded: ${delayed:-none})"
+  for dll in $dlls; do
+    case ${dll,,} in
+      kernel32.dll | msvcrt.dll | advapi32.dll | ws2_32.dll) ;;
+      *) echo "prebuild: $1 needs $dll, which is not part of Windows" >&2; exit 1 ;;
+    esac
+  done
+  [[ -n $delayed ]] || { echo "prebuild: $1 does not delay-load node.exe" >&2; exit 1; }
 }
 
 targets=("$@")

@@ -55,6 +55,8 @@ constexpr auto kCloseLinger = std::chrono::seconds(2);
 constexpr auto kBusyRetry = std::chrono::milliseconds(10);
 constexpr int kBusyAttempts = 200;  // 2 s of ERROR_PIPE_BUSY before connect gives up
 constexpr std::size_t kMaxPipeName = 256;
+constexpr DWORD kStaleRetryMs = 20;
+constexpr int kStaleAttempts = 100;  // 2 s for the clients of a dead hub to let go of its pipe
 constexpr std::string_view kPipePrefix = R"(\\.\pipe\)";
 
 std::string win32_message(DWORD err) {
@@ -394,7 +396,25 @@ class PipeListener final : public Listener {
     if (Status s = check_pipe_name(name_); !s.ok()) return s;
     wide_ = widen(name_);
     if (Status s = security_.init(); !s.ok()) return s;
-    return create_instance(true);
+    // A hub already listening there is refused before anything is created. The first-instance
+    // flag is what guarantees it (atomically); this probe also catches it where the flag is not
+    // enforced (Wine 8 ignores it) and gives the clearer message.
+    if (listening_now()) return in_use();
+    for (int attempt = 0;; ++attempt) {
+      Status s = create_instance(true);
+      if (s.code() != Errc::endpoint_in_use) return s;
+      if (listening_now()) return in_use();
+      // The name exists but nobody listens: the clients of a hub that died still hold their
+      // broken ends of its instances, and close them once they notice (at once, as a rule).
+      if (attempt >= kStaleAttempts) {
+        return Status(Errc::endpoint_in_use,
+                      "the pipe " + name_ +
+                          " still exists but no hub listens on it (processes still hold "
+                          "connections to a hub that is gone); close them, or choose another "
+                          "endpoint");
+      }
+      ::Sleep(kStaleRetryMs);
+    }
   }
 
   void accept(AcceptHandler handler) override {
@@ -481,11 +501,7 @@ class PipeListener final : public Listener {
         PIPE_UNLIMITED_INSTANCES, kPipeBuffer, kPipeBuffer, 0, security_.attributes());
     if (h == INVALID_HANDLE_VALUE) {
       DWORD err = ::GetLastError();
-      if (first && (err == ERROR_ACCESS_DENIED || err == ERROR_PIPE_BUSY)) {
-        return Status(Errc::endpoint_in_use,
-                      "a hub (or another program) already has the pipe " + name_ +
-                          "; connect to it as a client, or choose another endpoint");
-      }
+      if (first && (err == ERROR_ACCESS_DENIED || err == ERROR_PIPE_BUSY)) return in_use();
       return win32_status("CreateNamedPipe " + name_, err);
     }
     Handle handle(io_);
@@ -497,6 +513,15 @@ class PipeListener final : public Listener {
     }
     next_ = std::make_shared<PendingInstance>(std::move(handle));
     return {};
+  }
+
+  // Whether an instance of the pipe is waiting for a client now: a live hub. Connects nothing.
+  bool listening_now() const { return ::WaitNamedPipeW(wide_.c_str(), 1) != 0; }
+
+  Status in_use() const {
+    return Status(Errc::endpoint_in_use,
+                  "a hub (or another program) already has the pipe " + name_ +
+                      "; connect to it as a client, or choose another endpoint");
   }
 
   void post_result(AcceptHandler handler, Status status) {

@@ -1,2 +1,3 @@
 export declare function loadNative(): unknown;
 export declare function candidates(): string[];
+export declare function prebuiltPlatforms(): string[];
