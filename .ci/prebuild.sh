@@ -41,7 +41,8 @@ deps_include() {
 
 build() {
   local target=$1 dir=build-prebuild-$1 strip=strip
-  local -a extra=()
+  local -a extra=() strip_args=(--strip-unneeded)
+  [[ $target == darwin-* ]] && strip_args=(-x)  # macOS's strip: local symbols only
   case "$target" in
     "$(host_target)") ;;
     linux-arm64)
@@ -68,7 +69,7 @@ build() {
     -DSWITCHBOARD_EXAMPLES=OFF -DSWITCHBOARD_ADDON=ON "${extra[@]}" >/dev/null
   cmake --build "$dir" -j"$jobs" --target switchboard_addon
   mkdir -p "prebuilds/$target"
-  "$strip" --strip-unneeded -o "prebuilds/$target/switchboard.node" "$dir/addon/switchboard.node"
+  "$strip" "${strip_args[@]}" -o "prebuilds/$target/switchboard.node" "$dir/addon/switchboard.node"
   echo "prebuild: prebuilds/$target/switchboard.node ($(du -k "prebuilds/$target/switchboard.node" | cut -f1) KiB)"
   if [[ $target == win32-x64 ]]; then check_windows_imports "prebuilds/$target/switchboard.node"; fi
 }

@@ -262,6 +262,8 @@ struct PipeState : std::enable_shared_from_this<PipeState> {
     if (waiter) waiter({});
   }
 
+  bool stopped() { return handle.get_executor().context().stopped(); }
+
   void close_handle() {
     std::error_code ignored;
     linger.cancel();
@@ -299,7 +301,7 @@ class PipeStream final : public Stream {
   IoResult try_write(std::span<const IoVec> bufs) override {
     PipeState& s = *state_;
     std::lock_guard lock(s.write_mutex);
-    if (s.write_closed) return closed_result();
+    if (s.write_closed || s.stopped()) return closed_result();
     if (!s.write_error.ok()) return {IoState::error, 0, s.write_error};
     if (s.write_pending) return {IoState::would_block, 0, {}};
     s.write_buf.clear();
@@ -361,7 +363,10 @@ class PipeStream final : public Stream {
     for (WaitHandler* h : {&reader, &writer}) {
       if (*h) asio::post(executor, [h = std::move(*h)] { h(asio::error::operation_aborted); });
     }
-    if (!linger) {
+    // A stopped context runs no completion and no timer: the write is cancelled now, or the
+    // context's destruction would wait for it (Asio drains every outstanding overlapped
+    // operation when its completion port shuts down).
+    if (!linger || s.stopped()) {
       s.close_handle();
       return;
     }
