@@ -165,8 +165,10 @@ asio::error_code win32_error(DWORD err) {
 
 // Everything an overlapped operation may touch after the Stream object is gone.
 struct PipeState : std::enable_shared_from_this<PipeState> {
-  explicit PipeState(Handle h) : handle(std::move(h)), linger(handle.get_executor()) {}
+  PipeState(asio::io_context& context, Handle h)
+      : io(context), handle(std::move(h)), linger(context) {}
 
+  asio::io_context& io;
   Handle handle;
   asio::steady_timer linger;
 
@@ -262,7 +264,7 @@ struct PipeState : std::enable_shared_from_this<PipeState> {
     if (waiter) waiter({});
   }
 
-  bool stopped() { return handle.get_executor().context().stopped(); }
+  bool stopped() const { return io.stopped(); }
 
   void close_handle() {
     std::error_code ignored;
@@ -273,7 +275,8 @@ struct PipeState : std::enable_shared_from_this<PipeState> {
 
 class PipeStream final : public Stream {
  public:
-  explicit PipeStream(Handle handle) : state_(std::make_shared<PipeState>(std::move(handle))) {
+  PipeStream(asio::io_context& io, Handle handle)
+      : state_(std::make_shared<PipeState>(io, std::move(handle))) {
     ULONG pid = 0;
     if (::GetNamedPipeClientProcessId(state_->handle.native_handle(), &pid)) {
       credentials_.pid = pid;
@@ -494,7 +497,7 @@ class PipeListener final : public Listener {
     // the next accept(), which tries again.
     next_.reset();
     (void)create_instance(false);
-    handler({}, std::make_unique<PipeStream>(std::move(instance->handle)));
+    handler({}, std::make_unique<PipeStream>(io_, std::move(instance->handle)));
   }
 
   Status create_instance(bool first) {
@@ -575,7 +578,7 @@ void try_connect(asio::io_context& io, std::string endpoint, std::wstring wide, 
     handler(Status(Errc::io_error, "connect " + endpoint + ": " + ec.message()), nullptr);
     return;
   }
-  handler({}, std::make_unique<PipeStream>(std::move(handle)));
+  handler({}, std::make_unique<PipeStream>(io, std::move(handle)));
 }
 
 }  // namespace
