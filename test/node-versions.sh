@@ -49,8 +49,11 @@ run_on() {  # run_on <label> <bin dir> <files...>
   fail=$(grep -E '^# fail [0-9]+' "$log" | tail -1 | awk '{print $3}')
   if ((rc != 0)) || [[ -z $pass ]]; then
     status=1
-    echo "---- Node.js $label: node --test exited with $rc; its output:" >&2
-    tail -n 200 "$log" >&2
+    echo "---- Node.js $label: node --test exited with $rc; every failure with its diagnostics:" >&2
+    # Each "not ok" line through the end of its YAML block ("..."), at any depth.
+    awk '/^ *not ok /{on=1} on{print} on && /^ *\.\.\.$/{on=0}' "$log" >&2
+    echo "---- and the end of its output:" >&2
+    tail -n 60 "$log" >&2
   fi
   summary+=("node-versions: Node.js $("$bin/node" --version) ($label): ${pass:-0} passed, ${fail:-?} failed ($# files, $((SECONDS - start)) s)")
 }
