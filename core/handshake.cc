@@ -1,6 +1,12 @@
 #include "handshake.h"
 
+#if defined(_WIN32)
+#include <windows.h>
+// After windows.h: RtlGenRandom (advapi32's SystemFunction036), the CSPRNG behind rand_s.
+#include <ntsecapi.h>
+#else
 #include <sys/random.h>
+#endif
 
 #include <msgpack.hpp>
 
@@ -270,6 +276,13 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
 
 std::string random_token() {
   std::array<unsigned char, 32> raw{};
+#if defined(_WIN32)
+  // No entropy source: refusing to run with a guessable token.
+  if (!RtlGenRandom(raw.data(), static_cast<ULONG>(raw.size()))) std::terminate();
+#elif defined(__APPLE__)
+  // macOS has no getrandom(); getentropy() gives up to 256 bytes in one call.
+  if (getentropy(raw.data(), raw.size()) != 0) std::terminate();
+#else
   std::size_t got = 0;
   while (got < raw.size()) {
     ssize_t n = getrandom(raw.data() + got, raw.size() - got, 0);
@@ -279,6 +292,7 @@ std::string random_token() {
     }
     got += static_cast<std::size_t>(n);
   }
+#endif
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(raw.size() * 2);

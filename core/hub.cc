@@ -629,7 +629,7 @@ void Hub::Impl::on_accept(std::unique_ptr<Stream> stream) {
     finish_batch();
     return;
   }
-  if (cred.known && cred.uid != ::geteuid()) {
+  if (cred.known && cred.uid != this_user_id()) {
     doom(p,
          Status(Errc::auth_failed, "peer runs as uid " + std::to_string(cred.uid) +
                                        "; only this user's processes may join"),

@@ -1,10 +1,11 @@
 // The transport interface: a listener that accepts byte streams, and the streams themselves.
-// The hub, the client and the connection code see only this interface; the Unix domain socket
-// implementation is unix_transport.cc. A Windows named-pipe transport plugs in here; it must
-// create the pipe with FILE_FLAG_FIRST_PIPE_INSTANCE (so a squatter that created the name first
-// makes start() fail instead of receiving our clients) and with a DACL that grants access to the
-// current user's SID only, and must report the client's process id as credentials
-// (GetNamedPipeClientProcessId). See docs/PROTOCOL.md, "Transports".
+// The hub, the client and the connection code see only this interface. Exactly one
+// implementation is built per platform (core/CMakeLists.txt): unix_transport.cc (Unix domain
+// sockets: Linux, macOS) or pipe_transport.cc (Windows named pipes, created with
+// FILE_FLAG_FIRST_PIPE_INSTANCE, so a squatter that created the name first makes start() fail
+// instead of receiving our clients, and with a DACL that grants access to the current user's SID
+// only; the client's process id comes from GetNamedPipeClientProcessId). See docs/PROTOCOL.md,
+// "Transports".
 //
 // Contract:
 // - Streams and listeners belong to the asio::io_context they were made with; every member
@@ -20,7 +21,9 @@
 // - A stream never raises SIGPIPE.
 #pragma once
 
+#if !defined(_WIN32)
 #include <sys/uio.h>
+#endif
 
 #include <asio/io_context.hpp>
 
@@ -36,6 +39,8 @@
 
 namespace switchboard {
 
+// `known`: the peer's user is known (uid, gid; Unix). Windows leaves it false and fills in `pid`
+// only: there the pipe's DACL admits this user's processes alone.
 struct PeerCredentials {
   bool known = false;
   std::uint32_t pid = 0;
@@ -51,7 +56,14 @@ struct IoResult {
   Status error;           // with error
 };
 
+#if defined(_WIN32)
+struct IoVec {  // the layout of struct iovec, which Windows lacks
+  void* iov_base;
+  std::size_t iov_len;
+};
+#else
 using IoVec = ::iovec;
+#endif
 using WaitHandler = std::function<void(std::error_code)>;
 
 class Stream {
@@ -93,8 +105,13 @@ std::unique_ptr<Listener> listen_endpoint(asio::io_context& io, const std::strin
 // Connects to `endpoint`; the handler runs on the context's thread.
 void connect_endpoint(asio::io_context& io, const std::string& endpoint, ConnectHandler handler);
 
-// A fresh endpoint path for a hub named `name` in this process: under $XDG_RUNTIME_DIR when it is
-// set, else /tmp, in a per-user directory "switchboard-<uid>".
+// A fresh endpoint for a hub named `name` in this process. Unix: under $XDG_RUNTIME_DIR when it
+// is set, else /tmp, in a per-user directory "switchboard-<uid>". Windows: the named pipe
+// \\.\pipe\switchboard-<name>-<pid>.
 std::string default_endpoint(const std::string& name);
+
+// The user id that PeerCredentials::uid is compared with (geteuid(); 0 on Windows, where
+// credentials are never `known`).
+std::uint32_t this_user_id();
 
 }  // namespace switchboard

@@ -1,5 +1,13 @@
-// Unix domain socket transport for Linux. See transport.h for the contract. A macOS port would
-// replace SO_PEERCRED with getpeereid() and MSG_NOSIGNAL with SO_NOSIGPIPE.
+// Unix domain socket transport for Linux and macOS. See transport.h for the contract.
+// Portable POSIX: Linux's conveniences are used where they exist, and the macOS (BSD) way where
+// they do not, chosen by feature (the macro, or SWITCHBOARD_HAVE_ACCEPT4 from CMake), never by OS:
+// - peer credentials: SO_PEERCRED (Linux), else getpeereid() with LOCAL_PEERPID for the pid;
+// - no SIGPIPE: MSG_NOSIGNAL on each send (Linux), else SO_NOSIGPIPE on the socket (macOS);
+// - close-on-exec and non-blocking from birth: SOCK_CLOEXEC/SOCK_NONBLOCK and accept4() (Linux),
+//   else fcntl() right after socket()/accept() (macOS has neither; the window in which a
+//   concurrent fork+exec could inherit the descriptor is then a few instructions wide);
+// - sun_path holds 108 bytes on Linux, 104 on macOS: the limit is sizeof(sun_path), and an
+//   endpoint that does not fit is an invalid_argument that names it.
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -22,6 +30,91 @@ namespace switchboard {
 namespace {
 
 using Protocol = asio::local::stream_protocol;
+
+constexpr std::size_t kSunPath = sizeof(sockaddr_un::sun_path);
+
+#if defined(MSG_NOSIGNAL)
+constexpr int kSendFlags = MSG_NOSIGNAL | MSG_DONTWAIT;
+#else
+constexpr int kSendFlags = MSG_DONTWAIT;  // SO_NOSIGPIPE is set on the socket instead
+#endif
+
+// Makes `fd` close-on-exec and non-blocking where the socket calls could not (no SOCK_CLOEXEC,
+// no accept4), and keeps writes to a vanished reader from raising SIGPIPE where MSG_NOSIGNAL is
+// missing. Returns false (errno set) if any of it failed.
+bool finish_socket([[maybe_unused]] int fd, [[maybe_unused]] bool nonblocking) {
+#if !defined(SOCK_CLOEXEC) || !defined(SWITCHBOARD_HAVE_ACCEPT4)
+  int fd_flags = ::fcntl(fd, F_GETFD);
+  if (fd_flags < 0 || ::fcntl(fd, F_SETFD, fd_flags | FD_CLOEXEC) != 0) return false;
+  if (nonblocking) {
+    int fl = ::fcntl(fd, F_GETFL);
+    if (fl < 0 || ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) return false;
+  }
+#endif
+#if !defined(MSG_NOSIGNAL) && defined(SO_NOSIGPIPE)
+  int on = 1;
+  if (::setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &on, sizeof on) != 0) return false;
+#endif
+  return true;
+}
+
+// socket(AF_UNIX, SOCK_STREAM) that is close-on-exec (and non-blocking when asked) from birth
+// where the OS allows, else right after.
+int unix_socket(bool nonblocking) {
+#if defined(SOCK_CLOEXEC)
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0);
+#else
+  int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+#endif
+  if (fd < 0) return fd;
+#if defined(SOCK_CLOEXEC)
+  // Only SO_NOSIGPIPE can be left to do here (never on Linux).
+  if (!finish_socket(fd, false)) {
+#else
+  if (!finish_socket(fd, nonblocking)) {
+#endif
+    int err = errno;
+    ::close(fd);
+    errno = err;
+    return -1;
+  }
+  return fd;
+}
+
+// accept() that returns a close-on-exec, non-blocking socket.
+int accept_socket(int listener) {
+#if defined(SWITCHBOARD_HAVE_ACCEPT4)
+  int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (fd < 0) return fd;
+#if !defined(MSG_NOSIGNAL)
+  if (!finish_socket(fd, false)) {
+    int err = errno;
+    ::close(fd);
+    errno = err;
+    return -1;
+  }
+#endif
+  return fd;
+#else
+  int fd = ::accept(listener, nullptr, nullptr);
+  if (fd < 0) return fd;
+  if (!finish_socket(fd, true)) {
+    int err = errno;
+    ::close(fd);
+    errno = err;
+    return -1;
+  }
+  return fd;
+#endif
+}
+
+Status path_too_long(const std::string& path) {
+  return Status(Errc::invalid_argument,
+                "endpoint path is " + std::to_string(path.size()) +
+                    " bytes; Unix sockets here allow at most " + std::to_string(kSunPath - 1) +
+                    " (sun_path holds " + std::to_string(kSunPath) +
+                    " bytes with its terminating zero): choose a shorter one");
+}
 
 class UnixStream final : public Stream {
  public:
@@ -49,8 +142,9 @@ class UnixStream final : public Stream {
     msg.msg_iov = const_cast<IoVec*>(bufs.data());
     msg.msg_iovlen = bufs.size();
     for (;;) {
-      // sendmsg rather than writev: MSG_NOSIGNAL keeps a vanished reader from raising SIGPIPE.
-      ssize_t n = ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+      // sendmsg rather than writev: MSG_NOSIGNAL keeps a vanished reader from raising SIGPIPE
+      // (where it is missing, the socket's SO_NOSIGPIPE does: unix_socket, accept_socket).
+      ssize_t n = ::sendmsg(socket_.native_handle(), &msg, kSendFlags);
       if (n >= 0) return {IoState::ok, static_cast<std::size_t>(n), {}};
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return {IoState::would_block, 0, {}};
@@ -67,15 +161,32 @@ class UnixStream final : public Stream {
 
   PeerCredentials credentials() const override {
     PeerCredentials out;
+    int fd = const_cast<Protocol::socket&>(socket_).native_handle();
+#if defined(SO_PEERCRED)
     ucred cred{};
     socklen_t len = sizeof(cred);
-    if (::getsockopt(const_cast<Protocol::socket&>(socket_).native_handle(), SOL_SOCKET,
-                     SO_PEERCRED, &cred, &len) == 0) {
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
       out.known = true;
       out.pid = static_cast<std::uint32_t>(cred.pid);
       out.uid = cred.uid;
       out.gid = cred.gid;
     }
+#else
+    uid_t uid = 0;
+    gid_t gid = 0;
+    if (::getpeereid(fd, &uid, &gid) == 0) {
+      out.known = true;
+      out.uid = static_cast<std::uint32_t>(uid);
+      out.gid = static_cast<std::uint32_t>(gid);
+#if defined(LOCAL_PEERPID)
+      pid_t pid = 0;
+      socklen_t len = sizeof(pid);
+      if (::getsockopt(fd, SOL_LOCAL, LOCAL_PEERPID, &pid, &len) == 0) {
+        out.pid = static_cast<std::uint32_t>(pid);
+      }
+#endif
+    }
+#endif
     return out;
   }
 
@@ -123,10 +234,6 @@ Status check_private_dir(const std::string& dir) {
   return {};
 }
 
-int cloexec_socket() {
-  return ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-}
-
 std::string parent_dir(const std::string& path) {
   auto slash = path.find_last_of('/');
   if (slash == std::string::npos) return ".";
@@ -146,7 +253,7 @@ Status clear_stale_socket(const std::string& path) {
     return Status(Errc::endpoint_unsafe,
                   path + " exists and is not a socket; refusing to replace it");
   }
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = unix_socket(false);
   if (fd < 0) return errno_status("socket", errno);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -175,12 +282,7 @@ class UnixListener final : public Listener {
                     "endpoint must be a filesystem path; abstract socket "
                     "names are refused because any user could bind them");
     }
-    if (path_.size() >= sizeof(sockaddr_un::sun_path)) {
-      return Status(Errc::invalid_argument, "endpoint path is " + std::to_string(path_.size()) +
-                                                " bytes; Unix sockets allow at most " +
-                                                std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
-                                                ": choose a shorter one");
-    }
+    if (path_.size() >= kSunPath) return path_too_long(path_);
     if (Status s = check_private_dir(parent_dir(path_)); !s.ok()) return s;
     if (Status s = clear_stale_socket(path_); !s.ok()) return s;
     return bind_into(acceptor_);
@@ -202,7 +304,7 @@ class UnixListener final : public Listener {
                 nullptr);
         return;
       }
-      int fd = ::accept4(acceptor_.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      int fd = accept_socket(acceptor_.native_handle());
       if (fd < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED) {
           accept(std::move(handler));  // spurious wake-up or a peer that gave up: wait again
@@ -278,7 +380,7 @@ class UnixListener final : public Listener {
     std::error_code ec;
     // Asio opens sockets without SOCK_CLOEXEC: every process this one spawns (an Electron utility
     // process, a Next.js server) would inherit the listener. Open it ourselves and hand it over.
-    int fd = cloexec_socket();
+    int fd = unix_socket(true);
     if (fd < 0) return errno_status("socket", errno);
     acceptor.assign(Protocol(), fd, ec);
     if (ec) {
@@ -336,13 +438,17 @@ std::unique_ptr<Listener> listen_endpoint(asio::io_context& io, const std::strin
 }
 
 void connect_endpoint(asio::io_context& io, const std::string& endpoint, ConnectHandler handler) {
-  if (endpoint.empty() || endpoint.size() >= sizeof(sockaddr_un::sun_path)) {
-    handler(Status(Errc::invalid_argument, "endpoint '" + endpoint + "' is not a usable path"),
+  if (endpoint.empty()) {
+    handler(Status(Errc::invalid_argument, "the endpoint is empty: pass the hub's endpoint"),
             nullptr);
     return;
   }
+  if (endpoint.size() >= kSunPath) {
+    handler(path_too_long(endpoint), nullptr);
+    return;
+  }
   auto socket = std::make_shared<Protocol::socket>(io);
-  int fd = cloexec_socket();  // see UnixListener::open: no inheritance by spawned processes
+  int fd = unix_socket(true);  // see UnixListener::open: no inheritance by spawned processes
   std::error_code assign_ec;
   if (fd < 0 || (socket->assign(Protocol(), fd, assign_ec), assign_ec)) {
     if (fd >= 0) ::close(fd);
@@ -370,6 +476,10 @@ std::string default_endpoint(const std::string& name) {
   if (safe.empty()) safe = "hub";
   if (safe.size() > 32) safe.resize(32);
   return dir + "/" + safe + "-" + std::to_string(::getpid()) + ".sock";
+}
+
+std::uint32_t this_user_id() {
+  return static_cast<std::uint32_t>(::geteuid());
 }
 
 }  // namespace switchboard

@@ -55,6 +55,19 @@ function bundledDirname(dir) {
   return d === '/' || d === '.' || d === '' || d === '/ROOT' || d.startsWith('/ROOT/') || /(^|\/)\.next(\/|$)/.test(d);
 }
 
+// The platforms this package carries a prebuilt binary for, e.g. ['linux-x64', 'win32-x64'].
+function prebuiltPlatforms() {
+  const dir = path.join(packageRoot(), 'prebuilds');
+  try {
+    return fs
+      .readdirSync(dir)
+      .filter((name) => fs.existsSync(path.join(dir, name, 'switchboard.node')))
+      .sort();
+  } catch {
+    return [];
+  }
+}
+
 function loadNative() {
   const tried = [];
   for (const file of candidates()) {
@@ -68,10 +81,16 @@ function loadNative() {
       tried.push(`${file} (${err && err.message ? err.message.split('\n')[0] : err})`);
     }
   }
+  const here = `${process.platform}-${process.arch}`;
+  const shipped = prebuiltPlatforms();
   const err = new Error(
-    `switchboard-ipc: no native addon could be loaded for ${process.platform}-${process.arch} ` +
+    `switchboard-ipc: no native addon could be loaded for ${here} ` +
       `(Node-API 8, Node.js ${process.versions.node}).\n` +
       `Tried:\n  ${tried.join('\n  ')}\n` +
+      (shipped.includes(here)
+        ? `The prebuilt binary for ${here} is there but did not load (see above).\n`
+        : `This package has prebuilt binaries for ${shipped.length ? shipped.join(', ') : 'no platform'}; ` +
+          `none for ${here}.\n`) +
       'If you installed from npm, your platform has no prebuilt binary: build one from a ' +
       'source checkout with `npm run build:native` (needs CMake, a C++20 compiler, libasio-dev ' +
       'and libmsgpack-cxx-dev) and point SWITCHBOARD_NATIVE at the resulting switchboard.node. ' +
@@ -86,4 +105,4 @@ function loadNative() {
   throw err;
 }
 
-module.exports = { loadNative, candidates, bundledDirname };
+module.exports = { loadNative, candidates, bundledDirname, prebuiltPlatforms };

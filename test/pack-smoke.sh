@@ -13,8 +13,33 @@ npm pack --pack-destination "$work" --silent --ignore-scripts >/dev/null
 tarball=$(ls "$work"/switchboard-ipc-*.tgz)
 echo "pack: $(basename "$tarball"), $(du -k "$tarball" | cut -f1) KiB"
 listing=$(tar -tzf "$tarball")  # (grep -q on a pipe would SIGPIPE tar under pipefail)
-grep -q 'package/prebuilds/linux-x64/switchboard.node' <<<"$listing" \
-  || { echo "pack: the prebuilt linux-x64 binary is missing from the tarball" >&2; exit 1; }
+# Every binary in prebuilds/ is carried, and those SWITCHBOARD_PACK_EXPECT names must be there
+# (.ci/run cross-compiles linux-arm64 and win32-x64 first and expects all three), each of the
+# right kind: a binary for another machine would only fail on the user's.
+expect=" ${SWITCHBOARD_PACK_EXPECT:-linux-x64} "
+for dir in prebuilds/*/; do
+  [[ -f ${dir}switchboard.node ]] && expect+="$(basename "$dir") "
+done
+mkdir -p "$work/unpacked"
+tar -xzf "$tarball" -C "$work/unpacked" package/prebuilds 2>/dev/null || true
+carried=()
+for p in $(tr ' ' '\n' <<<"$expect" | sort -u); do
+  grep -q "package/prebuilds/$p/switchboard.node" <<<"$listing" \
+    || { echo "pack: the prebuilt $p binary is missing from the tarball" >&2; exit 1; }
+  kind=$(file -b "$work/unpacked/package/prebuilds/$p/switchboard.node")
+  case $p in
+    linux-x64) want='ELF 64-bit LSB shared object, x86-64*' ;;
+    linux-arm64) want='ELF 64-bit LSB shared object, ARM aarch64*' ;;
+    win32-x64) want='PE32+ executable (DLL)*x86-64*' ;;
+    darwin-x64) want='Mach-O 64-bit*x86_64*' ;;
+    darwin-arm64) want='Mach-O 64-bit*arm64*' ;;
+    *) want='*' ;;
+  esac
+  # shellcheck disable=SC2053 # $want is a glob
+  [[ $kind == $want ]] || { echo "pack: prebuilds/$p/switchboard.node is $kind" >&2; exit 1; }
+  carried+=("$p")
+done
+echo "pack: carries prebuilt binaries for ${carried[*]}"
 if grep -qE 'package/(build|core|addon|node_modules)/' <<<"$listing"; then
   echo "pack: the tarball ships build trees or sources it should not" >&2
   exit 1

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 #include "hub.h"
@@ -119,6 +120,40 @@ TEST(Endpoint, RefusesAbstractAndOverlongNames) {
   std::unique_ptr<Hub> hub;
   EXPECT_EQ(start_hub_at(std::string("\0abstract", 9), hub).code(), Errc::invalid_argument);
   EXPECT_EQ(start_hub_at("/tmp/" + std::string(200, 'x'), hub).code(), Errc::invalid_argument);
+}
+
+// sun_path holds 108 bytes on Linux and 104 on macOS (with the terminating zero): a path of
+// exactly the limit works, one byte more is an invalid_argument that names the limit, for the hub
+// and for a client.
+TEST(Endpoint, AnOverlongPathIsATypedErrorThatNamesTheLimit) {
+  constexpr std::size_t limit = sizeof(sockaddr_un::sun_path) - 1;
+  TempDir dir;
+  ASSERT_LT(dir.path().size() + 2, limit) << dir.path();
+  std::string fits = dir.path() + "/" + std::string(limit - dir.path().size() - 1, 'x');
+  ASSERT_EQ(fits.size(), limit);
+  std::unique_ptr<Hub> hub;
+  Status s = start_hub_at(fits, hub);
+  EXPECT_TRUE(s.ok()) << s.message();
+  if (hub) hub->close();
+
+  std::string over = fits + "y";
+  s = start_hub_at(over, hub);
+  EXPECT_EQ(s.code(), Errc::invalid_argument);
+  EXPECT_NE(s.message().find("at most " + std::to_string(limit)), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("shorter"), std::string::npos) << s.message();
+
+  asio::io_context io;
+  Status connected(Errc::ok, "not called");
+  bool called = false;
+  connect_endpoint(io, over, [&](Status st, std::unique_ptr<Stream>) {
+    called = true;
+    connected = std::move(st);
+  });
+  io.run();
+  ASSERT_TRUE(called);
+  EXPECT_EQ(connected.code(), Errc::invalid_argument);
+  EXPECT_NE(connected.message().find("at most " + std::to_string(limit)), std::string::npos)
+      << connected.message();
 }
 
 // A process the hub's process spawns (a utility process, a Next.js server) must not inherit the

@@ -106,3 +106,47 @@ test("copied into a Next.js build without withSwitchboard(), the loader's error 
   assert.equal(bundledDirname(path.join(root, 'dist/cjs')), false);
   assert.equal(bundledDirname('/app/node_modules/switchboard-ipc/dist/cjs'), false);
 });
+
+test('when no prebuilt binary fits, the error names this platform and those the package has', () => {
+  // An installed package that carries binaries for other platforms only.
+  const script = `
+    const fs = require('fs'), os = require('os'), path = require('path');
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-other-'));
+    fs.mkdirSync(path.join(root, 'dist/cjs'), { recursive: true });
+    for (const p of ['plan9-mips', 'haiku-x64']) {
+      fs.mkdirSync(path.join(root, 'prebuilds', p), { recursive: true });
+      fs.writeFileSync(path.join(root, 'prebuilds', p, 'switchboard.node'), 'not for here');
+    }
+    fs.writeFileSync(path.join(root, 'package.json'), '{}');
+    fs.copyFileSync(${JSON.stringify(loaderPath)}, path.join(root, 'dist/cjs/native-loader.cjs'));
+    const loader = require(path.join(root, 'dist/cjs/native-loader.cjs'));
+    try { loader.loadNative(); console.log('loaded?!'); }
+    catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message, shipped: loader.prebuiltPlatforms() })); }
+    finally { fs.rmSync(root, { recursive: true, force: true }); }`;
+  const env = { ...process.env };
+  delete env.SWITCHBOARD_NATIVE;
+  const result = JSON.parse(execFileSync(process.execPath, ['-e', script], { env }));
+  const here = `${process.platform}-${process.arch}`;
+  assert.equal(result.code, 'E_NATIVE_LOAD');
+  assert.deepEqual(result.shipped, ['haiku-x64', 'plan9-mips']);
+  assert.ok(result.message.includes(`loaded for ${here}`), result.message);
+  assert.ok(result.message.includes(`prebuilt binaries for haiku-x64, plan9-mips; none for ${here}`), result.message);
+});
+
+test('this checkout ships a binary for every platform package.json lists', () => {
+  // package.json's os and cpu are what npm checks at install; every pair that names a platform
+  // .ci/prebuild.sh builds must have its binary once the prebuilds exist (CI builds them all
+  // before the pack smoke test; a plain npm test builds only this machine's).
+  const pkg = JSON.parse(require('node:fs').readFileSync(path.join(root, 'package.json'), 'utf8'));
+  const { prebuiltPlatforms } = require(loaderPath);
+  const shipped = prebuiltPlatforms();
+  const built = ['linux-x64', 'linux-arm64', 'win32-x64'];
+  for (const p of built) {
+    const [os, cpu] = p.split('-');
+    assert.ok(pkg.os.includes(os) && pkg.cpu.includes(cpu), `package.json os/cpu leave out ${p}`);
+  }
+  for (const p of shipped) {
+    const [os, cpu] = p.split('-');
+    assert.ok(pkg.os.includes(os) && pkg.cpu.includes(cpu), `prebuilds/${p} exists but package.json os/cpu leave it out`);
+  }
+});
