@@ -41,12 +41,21 @@ export function errorResponse(err) {
  * after stop()'s timeout instead of exiting. Returns a function that forgets `fn`.
  */
 export function onShutdown(fn) {
-  const state = (globalThis[Symbol.for('switchboard-next-example.shutdown')] ??= { fns: new Set(), hooked: false });
+  const state = (globalThis[Symbol.for('switchboard-next-example.shutdown')] ??= { fns: new Set(), hooked: false, stopping: false });
   if (!state.hooked) {
     state.hooked = true;
-    const run = () => [...state.fns].forEach((f) => f());
+    const run = () => {
+      state.stopping = true;
+      [...state.fns].forEach((f) => f());
+    };
     process.once('SIGTERM', run);
     process.once('SIGINT', run);
+  }
+  // A stream opened while the server is already stopping (an EventSource reconnects a few seconds
+  // after its stream ended) ends at once too: the signal has come and gone.
+  if (state.stopping) {
+    queueMicrotask(fn);
+    return () => {};
   }
   state.fns.add(fn);
   return () => state.fns.delete(fn);
